@@ -1,0 +1,28 @@
+/**
+ * The `cgtx` command line. `cgtx demo` walks through a transaction; other
+ * commands are listed by `cgtx help`.
+ */
+import { runDemo } from './demo.ts'
+
+const usage = `usage: cgtx <command>
+
+commands:
+  demo     a short scenario: a hierarchy, a process moved, a move refused and rolled back
+  help     this text`
+
+/** Runs one command line; returns the process exit code. */
+export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const print = (line: string): void => void process.stdout.write(`${line}\n`)
+  switch (argv[0]) {
+    case 'demo':
+      return runDemo(print)
+    case undefined:
+    case 'help':
+    case '--help':
+      print(usage)
+      return argv[0] === undefined ? 2 : 0
+    default:
+      process.stderr.write(`cgtx: unknown command ${JSON.stringify(argv[0])}\n${usage}\n`)
+      return 2
+  }
+}

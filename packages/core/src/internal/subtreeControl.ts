@@ -1,0 +1,140 @@
+/**
+ * v2 `cgroup.subtree_control`: enabling or disabling controllers for a
+ * cgroup's children. Children gain or lose a css, and every task below is
+ * re-homed to the css_set with the new css in one transaction (the kernel's
+ * `cgroup_update_dfl_csses`), with only the changed controllers called. A
+ * failure puts masks and css back as they were.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import type { Cgroup } from '../cgroup.ts'
+import type { Css } from '../cssSet.ts'
+import { systemError, type CgtxError, type SystemError } from '../errors.ts'
+import type { Host } from '../host.ts'
+import type { MigrationEntry } from '../subsystem.ts'
+import type { ThreadGroup } from '../task.ts'
+import { lockThreadGroups, runPhases, type MigrateOptions } from './migration.ts'
+import type { Settled } from './settle.ts'
+
+/** Parses a `cgroup.subtree_control` write into subsystem ids to enable and disable. */
+export const parseSubtreeControl = (
+  host: Host,
+  value: string,
+): E.Either<'EINVAL', { readonly enable: Set<number>; readonly disable: Set<number> }> => {
+  const enable = new Set<number>()
+  const disable = new Set<number>()
+  for (const token of value.trim().split(' ')) {
+    if (token === '') continue
+    const id = host.subsystemId(token.slice(1))
+    if (id < 0) return E.left('EINVAL')
+    if (token[0] === '+') {
+      enable.add(id)
+      disable.delete(id)
+    } else if (token[0] === '-') {
+      disable.add(id)
+      enable.delete(id)
+    } else return E.left('EINVAL')
+  }
+  return E.right({ enable, disable })
+}
+
+/** Applies parsed changes to `cgroup` (group mutex not yet held). */
+export function* changeSubtreeControl(
+  host: Host,
+  cgroup: Cgroup,
+  wanted: { readonly enable: ReadonlySet<number>; readonly disable: ReadonlySet<number> },
+  options: MigrateOptions,
+): Generator<PromiseLike<unknown>, E.Either<CgtxError, void>, Settled> {
+  const operation = `write ${cgroup.hierarchy.name}:${cgroup.path}/cgroup.subtree_control`
+  const owner = {}
+  if (!host.mutex.tryAcquire(owner)) {
+    if (!options.sleep) return E.left(systemError('EAGAIN', operation, { reason: 'would block on cgroup_mutex' }))
+    yield host.mutex.acquire(owner) as Promise<void>
+  }
+  const lockedGroups: Array<ThreadGroup> = []
+  try {
+    if (cgroup.dead) return E.left(systemError('ENODEV', operation))
+    const available = controllersOf(cgroup)
+    const enable = new Set<number>()
+    const disable = new Set<number>()
+    for (const id of wanted.enable) {
+      if (cgroup.subtreeControl.has(id)) continue
+      if (!available.has(id)) return E.left(systemError('ENOENT', operation, { reason: `${host.subsystems[id]!.name} not available` }))
+      enable.add(id)
+    }
+    for (const id of wanted.disable) {
+      if (!cgroup.subtreeControl.has(id)) continue
+      for (const child of cgroup.children.values())
+        if (child.subtreeControl.has(id)) return E.left(systemError('EBUSY', operation, { reason: `enabled in ${child.path}` }))
+      disable.add(id)
+    }
+    if (enable.size === 0 && disable.size === 0) return E.right(undefined)
+    const vetted = vetEnable(host, cgroup, enable)
+    if (vetted !== undefined) return E.left(systemError(vetted, operation))
+
+    const below = [...cgroup.children.values()].flatMap((child) => [...child.subtree()])
+    const locked = yield* lockThreadGroups(undefined, below, owner, lockedGroups, options.sleep)
+    if (!locked) return E.left(systemError('EAGAIN', operation, { reason: 'would block on the thread-group lock' }))
+
+    // New masks and css, then the taskset from the css_sets they imply.
+    const created: Array<Css> = []
+    const detached: Array<Css> = []
+    for (const id of enable) cgroup.subtreeControl.add(id)
+    for (const id of disable) cgroup.subtreeControl.delete(id)
+    for (const child of cgroup.children.values()) {
+      for (const id of enable) created.push(host.createCss(child, id, host.subsystems[id]!))
+      for (const id of disable) {
+        const css = child.ownCss[id]
+        if (css === undefined) continue
+        detached.push(css)
+        child.ownCss[id] = undefined
+      }
+    }
+    host.cssGeneration++
+    const entries: Array<MigrationEntry> = []
+    for (const at of below) {
+      for (const task of at.tasks()) {
+        if (task.state !== 'running') continue
+        const to = host.cssSets.intern(task.cssSet.cgroups, host.cssOf(task.cssSet.cgroups))
+        if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
+      }
+    }
+    const result: E.Either<SystemError, unknown> =
+      entries.length === 0
+        ? E.right(undefined)
+        : yield* runPhases(host, host.newTransaction(), owner, operation, 'all', entries, [cgroup], lockedGroups, options)
+    if (E.isLeft(result)) {
+      for (const id of enable) cgroup.subtreeControl.delete(id)
+      for (const id of disable) cgroup.subtreeControl.add(id)
+      for (const css of created) css.cgroup.ownCss[css.subsystemId] = undefined
+      for (const css of detached) css.cgroup.ownCss[css.subsystemId] = css
+      host.cssGeneration++
+      return result
+    }
+    for (const css of detached) {
+      css.cgroup.ownCss[css.subsystemId] = css
+      host.offlineCss(css)
+    }
+    return E.right(undefined)
+  } finally {
+    for (const group of lockedGroups) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
+    host.mutex.release(owner)
+  }
+}
+
+/** `cgroup.controllers`: what the root has bound, or what the parent enables. */
+export const controllersOf = (cgroup: Cgroup): ReadonlySet<number> =>
+  cgroup.parent === undefined
+    ? new Set(cgroup.hierarchy.subsystems.map((entry) => entry.id))
+    : cgroup.parent.subtreeControl
+
+// cgroup_vet_subtree_control_enable
+const vetEnable = (host: Host, cgroup: Cgroup, enable: ReadonlySet<number>): 'EOPNOTSUPP' | 'EBUSY' | undefined => {
+  if (enable.size === 0) return undefined
+  if (!cgroup.domain.isValidDomain) return 'EOPNOTSUPP'
+  if (cgroup.parent === undefined) return undefined
+  const domainEnable = [...enable].some((id) => !host.threadedSubsystems.has(id))
+  if (!domainEnable) return undefined
+  if (cgroup.isThreadRoot || cgroup.threaded) return 'EOPNOTSUPP'
+  if (cgroup.nrTasks > 0) return 'EBUSY'
+  return undefined
+}

@@ -1,0 +1,143 @@
+/**
+ * A bounded record of every transaction callback: which transaction, which
+ * subsystem, which phase, how it ended and when. Stored in preallocated
+ * typed arrays (a ring), so recording allocates nothing and can stay on.
+ *
+ * @module trace
+ */
+import type { Clock } from './clock.ts'
+
+/** Where in a transaction an event happened. `begin`, `commit-point` and `end` belong to the core. */
+export type TracePhase =
+  | 'begin'
+  | 'prepareSleep'
+  | 'prepareSpin'
+  | 'abortSpin'
+  | 'abortSleep'
+  | 'commit-point'
+  | 'commit'
+  | 'attach'
+  | 'postAttach'
+  | 'end'
+
+/** How it ended: `failed` is a refusal, `fault` a plugin bug. */
+export type TraceOutcome = 'ok' | 'failed' | 'fault'
+
+const phases: ReadonlyArray<TracePhase> = [
+  'begin',
+  'prepareSleep',
+  'prepareSpin',
+  'abortSpin',
+  'abortSleep',
+  'commit-point',
+  'commit',
+  'attach',
+  'postAttach',
+  'end',
+]
+const outcomes: ReadonlyArray<TraceOutcome> = ['ok', 'failed', 'fault']
+const phaseCode = new Map(phases.map((phase, i) => [phase, i]))
+const outcomeCode = new Map(outcomes.map((outcome, i) => [outcome, i]))
+
+/** One recorded event. */
+export interface TraceEvent {
+  /** Position in the whole history (not reset when the ring wraps). */
+  readonly seq: number
+  readonly transaction: number
+  /** The subsystem called, or undefined for the core's own events. */
+  readonly subsystem: string | undefined
+  readonly phase: TracePhase
+  readonly outcome: TraceOutcome
+  /** Clock time in milliseconds. */
+  readonly time: number
+  /** Errno or fault description when the outcome is not `ok`; a summary on `begin`/`end`. */
+  readonly detail: string | undefined
+}
+
+/** The ring of recent {@link TraceEvent}s. */
+export class Trace {
+  /** Set to false to stop recording (reading still works). */
+  enabled = true
+  private readonly transactions: Int32Array
+  private readonly phaseCodes: Uint8Array
+  private readonly outcomeCodes: Uint8Array
+  private readonly times: Float64Array
+  private readonly subsystems: Array<string | undefined>
+  private readonly details: Array<string | undefined>
+  private next = 0
+
+  constructor(
+    private readonly clock: Clock,
+    readonly capacity = 4096,
+  ) {
+    this.transactions = new Int32Array(capacity)
+    this.phaseCodes = new Uint8Array(capacity)
+    this.outcomeCodes = new Uint8Array(capacity)
+    this.times = new Float64Array(capacity)
+    this.subsystems = new Array<string | undefined>(capacity).fill(undefined)
+    this.details = new Array<string | undefined>(capacity).fill(undefined)
+  }
+
+  /** Records one event. */
+  record(
+    transaction: number,
+    subsystem: string | undefined,
+    phase: TracePhase,
+    outcome: TraceOutcome,
+    detail?: string,
+  ): void {
+    if (!this.enabled) return
+    const slot = this.next % this.capacity
+    this.transactions[slot] = transaction
+    this.subsystems[slot] = subsystem
+    this.phaseCodes[slot] = phaseCode.get(phase)!
+    this.outcomeCodes[slot] = outcomeCode.get(outcome)!
+    this.times[slot] = this.clock.now()
+    this.details[slot] = detail
+    this.next++
+  }
+
+  /** Total number of events ever recorded. */
+  get recorded(): number {
+    return this.next
+  }
+
+  /** The retained events, oldest first; optionally only those of one transaction. */
+  events(transaction?: number): ReadonlyArray<TraceEvent> {
+    const out: Array<TraceEvent> = []
+    const first = Math.max(0, this.next - this.capacity)
+    for (let seq = first; seq < this.next; seq++) {
+      const slot = seq % this.capacity
+      if (transaction !== undefined && this.transactions[slot] !== transaction) continue
+      out.push({
+        seq,
+        transaction: this.transactions[slot]!,
+        subsystem: this.subsystems[slot],
+        phase: phases[this.phaseCodes[slot]!]!,
+        outcome: outcomes[this.outcomeCodes[slot]!]!,
+        time: this.times[slot]!,
+        detail: this.details[slot],
+      })
+    }
+    return out
+  }
+
+  /** Forgets every retained event. */
+  clear(): void {
+    this.next = 0
+  }
+}
+
+/** Renders events as a readable timeline, one line per event, times relative to the first. */
+export const formatTimeline = (events: ReadonlyArray<TraceEvent>): string => {
+  const start = events[0]?.time ?? 0
+  return events
+    .map((event) => {
+      const at = `+${(event.time - start).toFixed(3)}ms`.padStart(11)
+      const who = (event.subsystem ?? '·core').padEnd(10)
+      const mark = event.outcome === 'ok' ? '✓' : event.outcome === 'failed' ? '✗' : '‼'
+      const detail = event.detail === undefined ? '' : `  ${event.detail}`
+      return `${at}  tx${event.transaction}  ${who} ${event.phase.padEnd(12)} ${mark}${detail}`
+    })
+    .join('\n')
+}

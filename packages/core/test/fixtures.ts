@@ -1,0 +1,112 @@
+/**
+ * Test subsystems for the core suites: each records every callback it gets
+ * and counts migrated tasks in a per-cgroup counter, so "nothing changed"
+ * and "exactly one of abort / commit" can be checked from outside. A plan
+ * makes one fail (refuse, throw, reject, sleep where it may not) in a phase.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import { Host, type AttachContext, type AttachPhase, type Subsystem, type HostConfig } from '@cgtx/core'
+
+export type FailureKind = 'refuse' | 'throw' | 'reject' | 'sleep'
+
+export interface Plan {
+  /** Phase in which this subsystem fails, if any. */
+  failIn?: 'prepareSleep' | 'prepareSpin'
+  how?: FailureKind
+  /** Make prepareSleep and attach await (a real sleep). */
+  async?: boolean
+}
+
+export interface CallRecord {
+  readonly transaction: number
+  readonly subsystem: string
+  readonly phase: AttachPhase
+}
+
+export interface Counter {
+  /** Tasks charged here (prepared moves count on both sides until commit or abort). */
+  tasks: number
+}
+
+/** A counting subsystem with a mutable failure plan. */
+export const recorder = (name: string, calls: Array<CallRecord>, plan: Plan = {}): Subsystem<Counter> & { plan: Plan } => {
+  const log = (ctx: AttachContext<Counter>): void => void calls.push({ transaction: ctx.transaction, subsystem: name, phase: ctx.phase })
+  const failure = (ctx: AttachContext<Counter>, phase: 'prepareSleep' | 'prepareSpin'): unknown => {
+    if (self.plan.failIn !== phase) return undefined
+    switch (self.plan.how ?? 'refuse') {
+      case 'refuse':
+        return E.left(ctx.refuse('ENOSPC', `${name} planned refusal`))
+      case 'throw':
+        throw new Error(`${name} planned throw`)
+      case 'reject':
+        return Promise.reject(new Error(`${name} planned rejection`))
+      case 'sleep':
+        return Promise.resolve(undefined)
+    }
+  }
+  const self: Subsystem<Counter> & { plan: Plan } = {
+    name,
+    plan,
+    createState: () => ({ tasks: 0 }),
+    fork: (ctx) => void ctx.css.state.tasks++,
+    exit: (_task, css) => void css.state.tasks--,
+    prepareSleep(ctx) {
+      log(ctx)
+      const failed = failure(ctx, 'prepareSleep')
+      if (failed !== undefined) return failed as never
+      // Precharge the destination: visible until commit (which uncharges the
+      // source) or abort (which uncharges the destination).
+      for (const entry of ctx.tasks) ctx.to(entry).state.tasks++
+      return self.plan.async === true ? Promise.resolve() : undefined
+    },
+    prepareSpin(ctx) {
+      log(ctx)
+      return failure(ctx, 'prepareSpin') as never
+    },
+    abortSpin: log,
+    abortSleep(ctx) {
+      log(ctx)
+      for (const entry of ctx.tasks) ctx.to(entry).state.tasks--
+    },
+    commit(ctx) {
+      log(ctx)
+      for (const entry of ctx.tasks) ctx.from(entry).state.tasks--
+    },
+    attach(ctx) {
+      log(ctx)
+      return self.plan.async === true ? Promise.resolve() : undefined
+    },
+    postAttach: log,
+  }
+  return self
+}
+
+/** A host with subsystems a, b, c on one v1 hierarchy `h` and d on `g`. */
+export const makeHost = (calls: Array<CallRecord>, plans: Record<string, Plan> = {}, extra: Partial<HostConfig> = {}) => {
+  const subsystems = ['a', 'b', 'c', 'd'].map((name) => recorder(name, calls, plans[name] ?? {}))
+  const host = E.getOrElseW((error) => {
+    throw new Error(JSON.stringify(error))
+  })(
+    Host.create({
+      subsystems,
+      hierarchies: [
+        { name: 'h', subsystems: ['a', 'b', 'c'] },
+        { name: 'g', subsystems: ['d'] },
+      ],
+      ...extra,
+    }),
+  )
+  return { host, subsystems }
+}
+
+/** Unwraps a Right or fails the test with the Left. */
+export const right = <A>(either: E.Either<unknown, A>): A => {
+  if (E.isLeft(either)) throw new Error(`expected Right, got ${JSON.stringify(either.left)}`)
+  return either.right
+}
+
+/** Unwraps a Left or fails the test. */
+export const left = <L>(either: E.Either<L, unknown>): L => {
+  if (E.isRight(either)) throw new Error(`expected Left, got Right ${JSON.stringify(either.right)}`)
+  return either.left
+}

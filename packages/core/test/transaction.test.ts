@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest'
+import { makeHost, right, left, type CallRecord } from './fixtures.ts'
+
+const to = (path: string, hierarchy = 'h') => ({ hierarchy, path })
+
+describe('attach transaction', () => {
+  it('calls prepareSleep, prepareSpin, commit, attach, postAttach in subsystem-id order', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls)
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    const report = right(host.attachSync({ mode: 'process', pid: task.tid, to: to('/x') }))
+    expect(report.moved).toEqual([task.tid])
+    expect(report.subsystems).toEqual(['a', 'b', 'c'])
+    expect(calls.map((c) => `${c.subsystem}.${c.phase}`)).toEqual([
+      'a.prepareSleep', 'b.prepareSleep', 'c.prepareSleep',
+      'a.prepareSpin', 'b.prepareSpin', 'c.prepareSpin',
+      'a.commit', 'b.commit', 'c.commit',
+      'a.attach', 'b.attach', 'c.attach',
+      'a.postAttach', 'b.postAttach', 'c.postAttach',
+    ])
+    expect(host.cgroupOf(task, host.hierarchy('h')!).path).toBe('/x')
+  })
+
+  it('aborts in reverse order by default and calls nobody after the failing prepare', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls, { c: { failIn: 'prepareSleep' } })
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    const error = left(host.attachSync({ mode: 'process', pid: task.tid, to: to('/x') }))
+    expect(error).toMatchObject({ _tag: 'SystemError', errno: 'ENOSPC', subsystem: 'c' })
+    expect(calls.map((c) => `${c.subsystem}.${c.phase}`)).toEqual([
+      'a.prepareSleep', 'b.prepareSleep', 'c.prepareSleep',
+      'b.abortSleep', 'a.abortSleep',
+      'a.postAttach', 'b.postAttach', 'c.postAttach',
+    ])
+    expect(host.cgroupOf(task, host.hierarchy('h')!).path).toBe('/')
+  })
+
+  it('aborts in ascending order with abortOrder kernel', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls, { c: { failIn: 'prepareSpin' } }, { abortOrder: 'kernel' })
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    left(host.attachSync({ mode: 'process', pid: task.tid, to: to('/x') }))
+    expect(calls.filter((c) => c.phase.startsWith('abort')).map((c) => `${c.subsystem}.${c.phase}`)).toEqual([
+      'a.abortSpin', 'b.abortSpin',
+      'a.abortSleep', 'b.abortSleep', 'c.abortSleep',
+    ])
+  })
+
+  it('calls only the subsystems whose css changes, and nobody for a no-op move', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls)
+    right(host.mkdirSync(to('/y', 'g')))
+    const task = host.spawn()
+    const report = right(host.attachSync({ mode: 'thread', pid: task.tid, to: to('/y', 'g') }))
+    expect(report.subsystems).toEqual(['d'])
+    calls.length = 0
+    const again = right(host.attachSync({ mode: 'thread', pid: task.tid, to: to('/y', 'g') }))
+    expect(again.moved).toEqual([])
+    expect(calls).toEqual([])
+  })
+
+  it('refuses a promise in the spin phase and rolls back', async () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls, { b: { failIn: 'prepareSpin', how: 'sleep' } })
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    const error = left(await host.attach({ mode: 'process', pid: task.tid, to: to('/x') })())
+    expect(error).toMatchObject({ _tag: 'SystemError', fault: { kind: 'slept', subsystem: 'b', phase: 'prepareSpin' } })
+    // b's stray prepareSpin resolved successfully, so it is undone too.
+    expect(calls.filter((c) => c.phase === 'abortSpin').map((c) => c.subsystem)).toEqual(['b', 'a'])
+    expect(host.cgroupOf(task, host.hierarchy('h')!).path).toBe('/')
+  })
+
+  it('runs sleeping callbacks through the async path', async () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls, { a: { async: true } })
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    const report = right(await host.attach({ mode: 'process', pid: task.tid, to: to('/x') })())
+    expect(report.moved).toEqual([task.tid])
+  })
+
+  it('refuses a sleeping callback in attachSync and still undoes it', async () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls, { a: { async: true } })
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    const error = left(host.attachSync({ mode: 'process', pid: task.tid, to: to('/x') }))
+    expect(error).toMatchObject({ fault: { kind: 'slept', subsystem: 'a' } })
+    // The mutex is held until the stray settles and is aborted.
+    expect(host.mutex.owner).toBeDefined()
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    expect(host.mutex.owner).toBeUndefined()
+    expect(calls.filter((c) => c.phase === 'abortSleep').map((c) => c.subsystem)).toEqual(['a'])
+  })
+
+  it('skips exiting tasks and treats an empty taskset as a no-op', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls)
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    right(host.beginExitSync(task.tid))
+    const report = right(host.attachSync({ mode: 'process', pid: task.tid, to: to('/x') }))
+    expect(report).toMatchObject({ moved: [], skipped: [task.tid] })
+    expect(calls).toEqual([])
+  })
+
+  it('moves every live thread of a process, wherever its threads were', () => {
+    const calls: Array<CallRecord> = []
+    const { host } = makeHost(calls)
+    right(host.mkdirSync(to('/x')))
+    right(host.mkdirSync(to('/z')))
+    const leader = host.spawn()
+    const t1 = right(host.forkSync(leader.tid, { thread: true }))
+    const t2 = right(host.forkSync(leader.tid, { thread: true }))
+    right(host.attachSync({ mode: 'thread', pid: t1.tid, to: to('/z') }))
+    const report = right(host.attachSync({ mode: 'process', pid: t2.tid, to: to('/x') }))
+    expect([...report.moved].sort()).toEqual([leader.tid, t1.tid, t2.tid].sort())
+  })
+
+  it('returns ESRCH for an unknown pid, ENOENT for a missing cgroup, BadArgument for junk', () => {
+    const { host } = makeHost([])
+    expect(left(host.attachSync({ mode: 'process', pid: 999, to: to('/') }))).toMatchObject({ errno: 'ESRCH' })
+    expect(left(host.attachSync({ mode: 'process', pid: 1, to: to('/nope') }))).toMatchObject({ errno: 'ENOENT' })
+    expect(left(host.attachSync({ mode: 'process', pid: -3, to: to('/') }))).toMatchObject({ _tag: 'BadArgument', field: 'request.pid', value: -3 })
+    expect(left(host.attachSync({ mode: 'sideways', pid: 3, to: to('/') }))).toMatchObject({ _tag: 'BadArgument' })
+    expect(left(host.attachSync({ mode: 'all', from: 'x', to: to('/') }))).toMatchObject({ _tag: 'BadArgument', field: 'request.from' })
+  })
+
+  it('refuses kernel threads that cannot change affinity with EINVAL', () => {
+    const { host } = makeHost([])
+    right(host.mkdirSync(to('/x')))
+    const kworker = right(host.createKernelThread({ noSetAffinity: true }))
+    expect(left(host.attachSync({ mode: 'thread', pid: kworker.tid, to: to('/x') }))).toMatchObject({ errno: 'EINVAL' })
+  })
+})
