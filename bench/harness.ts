@@ -1,0 +1,113 @@
+/**
+ * The benchmark harness: timing by repeated samples (median of per-sample
+ * means), a printed table, and `bench/results/<name>.json`. Ratios are taken
+ * against a peer measured in the same run, because absolute times drift on
+ * shared machines.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, release, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** One measured row. */
+export interface Measurement {
+  readonly name: string
+  /** Median over samples of the mean time per operation, in nanoseconds. */
+  readonly medianNs: number
+  readonly samples: number
+  readonly opsPerSample: number
+  /** Extra columns (sizes, counts, bytes…). */
+  readonly extra?: Readonly<Record<string, number | string>>
+}
+
+/** A ratio of two rows measured in the same run. */
+export interface Ratio {
+  readonly name: string
+  readonly of: string
+  readonly against: string
+  readonly value: number
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Times `op` (synchronous) `opsPerSample` times per sample, after a warm-up,
+ * and returns the median per-op time. `setup` runs before each sample, outside the timing.
+ */
+export const measure = (
+  name: string,
+  op: (i: number) => void,
+  options: { readonly samples?: number; readonly opsPerSample?: number; readonly warmup?: number; readonly setup?: () => void; readonly extra?: Record<string, number | string> } = {},
+): Measurement => {
+  const samples = options.samples ?? 15
+  const opsPerSample = options.opsPerSample ?? 10_000
+  for (let i = 0; i < (options.warmup ?? opsPerSample); i++) op(i)
+  const perOp: Array<number> = []
+  for (let s = 0; s < samples; s++) {
+    options.setup?.()
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < opsPerSample; i++) op(i)
+    perOp.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+  }
+  return { name, medianNs: median(perOp), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
+}
+
+/** Like {@link measure} for asynchronous operations (each op awaited in turn). */
+export const measureAsync = async (
+  name: string,
+  op: (i: number) => Promise<unknown>,
+  options: { readonly samples?: number; readonly opsPerSample?: number; readonly warmup?: number; readonly setup?: () => void | Promise<void>; readonly extra?: Record<string, number | string> } = {},
+): Promise<Measurement> => {
+  const samples = options.samples ?? 15
+  const opsPerSample = options.opsPerSample ?? 1_000
+  for (let i = 0; i < (options.warmup ?? opsPerSample); i++) await op(i)
+  const perOp: Array<number> = []
+  for (let s = 0; s < samples; s++) {
+    await options.setup?.()
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < opsPerSample; i++) await op(i)
+    perOp.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+  }
+  return { name, medianNs: median(perOp), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
+}
+
+/** Ratio of two named rows. */
+export const ratio = (rows: ReadonlyArray<Measurement>, of: string, against: string, name = `${of} / ${against}`): Ratio => {
+  const a = rows.find((row) => row.name === of)
+  const b = rows.find((row) => row.name === against)
+  if (a === undefined || b === undefined) throw new Error(`ratio: missing row ${a === undefined ? of : against}`)
+  return { name, of, against, value: a.medianNs / b.medianNs }
+}
+
+const formatNs = (ns: number): string => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`)
+
+/** The machine, recorded with every result. */
+export const machine = (): Record<string, string | number> => ({
+  node: process.version,
+  kernel: release(),
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+})
+
+/** Prints the table and writes `bench/results/<bench>.json`. */
+export const report = (bench: string, rows: ReadonlyArray<Measurement>, ratios: ReadonlyArray<Ratio> = [], notes: Record<string, unknown> = {}): void => {
+  const extraKeys = [...new Set(rows.flatMap((row) => Object.keys(row.extra ?? {})))]
+  console.table(
+    rows.map((row) => ({
+      benchmark: row.name,
+      median: formatNs(row.medianNs),
+      'ops/s': Math.round(1e9 / row.medianNs).toLocaleString('en-US'),
+      ...Object.fromEntries(extraKeys.map((key) => [key, row.extra?.[key] ?? ''])),
+    })),
+  )
+  if (ratios.length > 0) console.table(ratios.map((r) => ({ ratio: r.name, value: r.value.toFixed(3) })))
+  const out = join(dirname(fileURLToPath(import.meta.url)), 'results', `${bench}.json`)
+  mkdirSync(dirname(out), { recursive: true })
+  writeFileSync(out, `${JSON.stringify({ bench, date: new Date().toISOString(), machine: machine(), rows, ratios, notes }, null, 2)}\n`)
+  console.log(`wrote ${out}`)
+}
