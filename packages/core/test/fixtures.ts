@@ -21,6 +21,12 @@ export interface CallRecord {
   readonly transaction: number
   readonly subsystem: string
   readonly phase: AttachPhase
+  /**
+   * For prepareSleep / prepareSpin: whether the callback succeeded as the
+   * subsystem sees it (a planned `sleep` succeeds, late; refuse / throw /
+   * reject fail). Undefined for the other phases.
+   */
+  readonly ok?: boolean
 }
 
 export interface Counter {
@@ -30,10 +36,18 @@ export interface Counter {
 
 /** A counting subsystem with a mutable failure plan. */
 export const recorder = (name: string, calls: Array<CallRecord>, plan: Plan = {}): Subsystem<Counter> & { plan: Plan } => {
-  const log = (ctx: AttachContext<Counter>): void => void calls.push({ transaction: ctx.transaction, subsystem: name, phase: ctx.phase })
+  const log = (ctx: AttachContext<Counter>, ok?: boolean): void =>
+    void calls.push({ transaction: ctx.transaction, subsystem: name, phase: ctx.phase, ...(ok === undefined ? {} : { ok }) })
+  // Returns undefined when the plan does not fail here, else what to return
+  // (a thrown error propagates). Logs the prepare call with its outcome.
   const failure = (ctx: AttachContext<Counter>, phase: 'prepareSleep' | 'prepareSpin'): unknown => {
-    if (self.plan.failIn !== phase) return undefined
-    switch (self.plan.how ?? 'refuse') {
+    if (self.plan.failIn !== phase) {
+      log(ctx, true)
+      return undefined
+    }
+    const how = self.plan.how ?? 'refuse'
+    log(ctx, how === 'sleep')
+    switch (how) {
       case 'refuse':
         return E.left(ctx.refuse('ENOSPC', `${name} planned refusal`))
       case 'throw':
@@ -41,8 +55,13 @@ export const recorder = (name: string, calls: Array<CallRecord>, plan: Plan = {}
       case 'reject':
         return Promise.reject(new Error(`${name} planned rejection`))
       case 'sleep':
+        // Succeeds, but late: the prepare's effects happen before the promise.
+        if (phase === 'prepareSleep') precharge(ctx)
         return Promise.resolve(undefined)
     }
+  }
+  const precharge = (ctx: AttachContext<Counter>): void => {
+    for (const entry of ctx.tasks) ctx.to(entry).state.tasks++
   }
   const self: Subsystem<Counter> & { plan: Plan } = {
     name,
@@ -51,19 +70,17 @@ export const recorder = (name: string, calls: Array<CallRecord>, plan: Plan = {}
     fork: (ctx) => void ctx.css.state.tasks++,
     exit: (_task, css) => void css.state.tasks--,
     prepareSleep(ctx) {
-      log(ctx)
       const failed = failure(ctx, 'prepareSleep')
       if (failed !== undefined) return failed as never
       // Precharge the destination: visible until commit (which uncharges the
       // source) or abort (which uncharges the destination).
-      for (const entry of ctx.tasks) ctx.to(entry).state.tasks++
+      precharge(ctx)
       return self.plan.async === true ? Promise.resolve() : undefined
     },
     prepareSpin(ctx) {
-      log(ctx)
       return failure(ctx, 'prepareSpin') as never
     },
-    abortSpin: log,
+    abortSpin: (ctx) => log(ctx),
     abortSleep(ctx) {
       log(ctx)
       for (const entry of ctx.tasks) ctx.to(entry).state.tasks--
@@ -76,7 +93,7 @@ export const recorder = (name: string, calls: Array<CallRecord>, plan: Plan = {}
       log(ctx)
       return self.plan.async === true ? Promise.resolve() : undefined
     },
-    postAttach: log,
+    postAttach: (ctx) => log(ctx),
   }
   return self
 }
