@@ -5,7 +5,7 @@
  * makes one fail (refuse, throw, reject, sleep where it may not) in a phase.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { Host, type AttachContext, type AttachPhase, type Subsystem, type HostConfig } from '@cgtx/core'
+import { Host, VirtualCgroupFs, type AttachContext, type AttachPhase, type Subsystem, type HostConfig } from '@cgtx/core'
 
 export type FailureKind = 'refuse' | 'throw' | 'reject' | 'sleep'
 
@@ -127,3 +127,47 @@ export const left = <L>(either: E.Either<L, unknown>): L => {
   if (E.isRight(either)) throw new Error(`expected Left, got Right ${JSON.stringify(either.right)}`)
   return either.left
 }
+
+/**
+ * Every observable value of a host, as plain data: tasks (state, cgroups,
+ * scheduling fields), and for every cgroup of every hierarchy its counters,
+ * its css states and the contents of every file the virtual cgroupfs lists
+ * there. Two equal observations mean nothing a user can see changed.
+ */
+export const observe = (host: Host): unknown => {
+  const fs = new VirtualCgroupFs(host)
+  const cgroups = host.hierarchies.flatMap((hierarchy) =>
+    [...hierarchy.root.subtree()].map((cgroup) => {
+      const dir = `/${hierarchy.name}${cgroup.isRoot ? '' : cgroup.path}`
+      const files: Record<string, string> = {}
+      for (const name of E.getOrElseW(() => [] as ReadonlyArray<string>)(fs.listSync(dir))) {
+        const read = fs.readSync(`${dir}/${name}`)
+        files[name] = E.isRight(read) ? read.right : `<${read.left._tag === 'SystemError' ? read.left.errno : 'bad'}>`
+      }
+      return {
+        id: cgroup.id,
+        path: `${hierarchy.name}:${cgroup.path}`,
+        populated: cgroup.populated,
+        nrTasks: cgroup.nrTasks,
+        type: cgroup.type,
+        subtreeControl: [...cgroup.subtreeControl],
+        css: cgroup.ownCss.map((css) => (css === undefined ? null : { id: css.id, online: css.online, state: JSON.stringify(css.state) })),
+        files,
+      }
+    }),
+  )
+  const tasks = [...host.tasks()].map((task) => ({
+    tid: task.tid,
+    tgid: task.tgid,
+    state: task.state,
+    cgroups: task.cssSet.cgroups.map((cgroup) => cgroup.id),
+    policy: task.policy,
+    affinity: task.affinity,
+    frozen: task.frozen,
+  }))
+  return { cgroups, tasks, mutex: host.mutex.owner !== undefined }
+}
+
+/** A host with the given subsystems all bound to one v1 hierarchy `h`. */
+export const hostWith = (subsystems: ReadonlyArray<Subsystem<any>>, extra: Partial<HostConfig> = {}): Host =>
+  right(Host.create({ subsystems, hierarchies: [{ name: 'h', subsystems: subsystems.map((s) => s.name) }], ...extra }))
