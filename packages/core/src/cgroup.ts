@@ -18,9 +18,8 @@ export type HierarchyVersion = 'v1' | 'v2'
 
 /** One mounted cgroup tree. */
 export class Hierarchy {
-  /** Bumped whenever cached css_set transitions for this hierarchy become stale. */
-  generation = 0
   readonly root: Cgroup
+  private readonly byPath = new Map<string, Cgroup>()
 
   constructor(
     /** Position in the host's hierarchy list (index into a css_set's cgroups). */
@@ -42,11 +41,18 @@ export class Hierarchy {
   /** The cgroup at `path` (`/`, `/a/b`), if it exists and is live. */
   lookup(path: string): Cgroup | undefined {
     if (path === '/') return this.root
+    // Paths are looked up on every attach; remember the answers, forgetting removed cgroups.
+    const cached = this.byPath.get(path)
+    if (cached !== undefined) {
+      if (!cached.dead) return cached
+      this.byPath.delete(path)
+    }
     let at: Cgroup | undefined = this.root
     for (const name of path.slice(1).split('/')) {
       at = at.children.get(name)
       if (at === undefined) return undefined
     }
+    this.byPath.set(path, at)
     return at
   }
 }

@@ -40,10 +40,11 @@ interface CgroupPathBrand {
   readonly CgroupPath: unique symbol
 }
 /** An absolute cgroup path inside one hierarchy: `/`, `/a`, `/a/b`, … (no trailing slash). */
+// `/`, or `/` + names; a name is 1–255 characters, no `/`, newline or NUL, not `.` or `..`.
+const CGROUP_PATH = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[^/\n\0]{1,255})+)$/
 export const CgroupPath = t.brand(
   t.string,
-  (s): s is t.Branded<string, CgroupPathBrand> =>
-    s === '/' || (s.startsWith('/') && !s.endsWith('/') && s.slice(1).split('/').every((c) => CgroupName.is(c))),
+  (s): s is t.Branded<string, CgroupPathBrand> => CGROUP_PATH.test(s),
   'CgroupPath',
 )
 /** A decoded {@link CgroupPath}. */
@@ -88,6 +89,35 @@ export const AttachRequest = t.union(
 )
 /** A decoded {@link AttachRequest}. */
 export type AttachRequest = t.TypeOf<typeof AttachRequest>
+
+const isCgroupRef = (value: unknown): value is CgroupRef =>
+  typeof value === 'object' &&
+  value !== null &&
+  HierarchyName.is((value as { hierarchy?: unknown }).hierarchy) &&
+  CgroupPath.is((value as { path?: unknown }).path)
+
+/**
+ * Decodes an {@link AttachRequest} along the attach fast path: the same
+ * acceptance as the codec (a property test holds them equal) without the
+ * union machinery; undefined means "let the codec decode it and explain".
+ */
+export const decodeAttachRequestFast = (input: unknown): AttachRequest | undefined => {
+  if (typeof input !== 'object' || input === null) return undefined
+  const { mode, to } = input as { mode?: unknown; to?: unknown }
+  let destinations: AttachRequest['to']
+  if (isCgroupRef(to)) destinations = { hierarchy: to.hierarchy, path: to.path }
+  else if (Array.isArray(to) && to.every(isCgroupRef)) destinations = to.map((ref: CgroupRef) => ({ hierarchy: ref.hierarchy, path: ref.path }))
+  else return undefined
+  if (mode === 'thread' || mode === 'process') {
+    const pid = (input as { pid?: unknown }).pid
+    return Pid.is(pid) ? { mode, pid, to: destinations } : undefined
+  }
+  if (mode === 'all') {
+    const from = (input as { from?: unknown }).from
+    return CgroupPath.is(from) ? { mode, from, to: destinations } : undefined
+  }
+  return undefined
+}
 
 /** Scheduling policy of a task, as far as controllers care. */
 export const SchedPolicy = t.keyof({ normal: null, batch: null, idle: null, fifo: null, rr: null }, 'SchedPolicy')

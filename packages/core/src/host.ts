@@ -16,7 +16,7 @@ import type * as TE from 'fp-ts/lib/TaskEither.js'
 import * as t from 'io-ts'
 import { Cgroup, Hierarchy, type HierarchyVersion } from './cgroup.ts'
 import { realClock, type Clock } from './clock.ts'
-import { AttachRequest, CgroupName, CgroupRef, decode, Pid, SchedPolicy } from './codecs.ts'
+import { AttachRequest, CgroupName, CgroupRef, decode, decodeAttachRequestFast, Pid, SchedPolicy } from './codecs.ts'
 import { Css, type CssSet } from './cssSet.ts'
 import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type SystemError } from './errors.ts'
 import { LockValidator } from './lockValidator.ts'
@@ -110,6 +110,7 @@ export class Host {
   /** @internal */
   readonly cssSets = new CssSetTable()
   private readonly taskTable = new Map<number, Task>()
+  private readonly mounts = new Map<string, Hierarchy>()
   private readonly subsystemHierarchy: Array<Hierarchy | undefined>
   private nextPid = 1
   private nextCgroupId = 1
@@ -139,6 +140,7 @@ export class Host {
       for (const { id, subsystem } of bound) this.createCss(hierarchy.root, id, subsystem)
       return hierarchy
     })
+    for (const hierarchy of this.hierarchies) this.mounts.set(hierarchy.name, hierarchy)
     const rootCssSet = this.cssSets.intern(
       this.hierarchies.map((hierarchy) => hierarchy.root),
       this.cssOf(this.hierarchies.map((hierarchy) => hierarchy.root)),
@@ -184,7 +186,7 @@ export class Host {
 
   /** The hierarchy mounted under `name`. */
   hierarchy(name: string): Hierarchy | undefined {
-    return this.hierarchies.find((hierarchy) => hierarchy.name === name)
+    return this.mounts.get(name)
   }
 
   /** The hierarchy a subsystem is bound to, if any. */
@@ -633,7 +635,7 @@ export class Host {
    */
   attach(request: unknown): TE.TaskEither<CgtxError, AttachReport> {
     return () => {
-      const decoded = decode(AttachRequest, request, 'request')
+      const decoded = decodeAttachRequest(request)
       if (E.isLeft(decoded)) return Promise.resolve(decoded)
       return Promise.resolve(drive(migrate(this, decoded.right, { sleep: true })))
     }
@@ -646,7 +648,7 @@ export class Host {
    * group mutex is released).
    */
   attachSync(request: unknown): E.Either<CgtxError, AttachReport> {
-    const decoded = decode(AttachRequest, request, 'request')
+    const decoded = decodeAttachRequest(request)
     if (E.isLeft(decoded)) return decoded
     const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
     const outcome = drive(migrate(this, decoded.right, { sleep: false, guard }))
@@ -744,3 +746,8 @@ export class Host {
 }
 
 const PID_LIMIT = 4_194_304
+
+const decodeAttachRequest = (request: unknown): E.Either<CgtxError, AttachRequest> => {
+  const fast = decodeAttachRequestFast(request)
+  return fast === undefined ? decode(AttachRequest, request, 'request') : E.right(fast)
+}

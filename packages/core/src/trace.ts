@@ -36,8 +36,8 @@ const phases: ReadonlyArray<TracePhase> = [
   'end',
 ]
 const outcomes: ReadonlyArray<TraceOutcome> = ['ok', 'failed', 'fault']
-const phaseCode = new Map(phases.map((phase, i) => [phase, i]))
-const outcomeCode = new Map(outcomes.map((outcome, i) => [outcome, i]))
+const phaseCode = Object.fromEntries(phases.map((phase, i) => [phase, i])) as Record<TracePhase, number>
+const outcomeCode = Object.fromEntries(outcomes.map((outcome, i) => [outcome, i])) as Record<TraceOutcome, number>
 
 /** One recorded event. */
 export interface TraceEvent {
@@ -48,7 +48,7 @@ export interface TraceEvent {
   readonly subsystem: string | undefined
   readonly phase: TracePhase
   readonly outcome: TraceOutcome
-  /** Clock time in milliseconds. */
+  /** Clock time in milliseconds, as of the transaction's start or its last wait (see {@link Trace.tick}). */
   readonly time: number
   /** Errno or fault description when the outcome is not `ok`; a summary on `begin`/`end`. */
   readonly detail: string | undefined
@@ -63,8 +63,9 @@ export class Trace {
   private readonly outcomeCodes: Uint8Array
   private readonly times: Float64Array
   private readonly subsystems: Array<string | undefined>
-  private readonly details: Array<string | undefined>
+  private readonly details: Array<string | (() => string) | undefined>
   private next = 0
+  private time = 0
 
   constructor(
     private readonly clock: Clock,
@@ -75,7 +76,16 @@ export class Trace {
     this.outcomeCodes = new Uint8Array(capacity)
     this.times = new Float64Array(capacity)
     this.subsystems = new Array<string | undefined>(capacity).fill(undefined)
-    this.details = new Array<string | undefined>(capacity).fill(undefined)
+    this.details = new Array<string | (() => string) | undefined>(capacity).fill(undefined)
+  }
+
+  /**
+   * Reads the clock; events recorded until the next tick carry this time.
+   * Reading a clock costs more than a synchronous callback on some machines,
+   * so the transaction ticks when it starts and after every wait, not per event.
+   */
+  tick(): void {
+    this.time = this.clock.now()
   }
 
   /** Records one event. */
@@ -84,15 +94,15 @@ export class Trace {
     subsystem: string | undefined,
     phase: TracePhase,
     outcome: TraceOutcome,
-    detail?: string,
+    detail?: string | (() => string),
   ): void {
     if (!this.enabled) return
     const slot = this.next % this.capacity
     this.transactions[slot] = transaction
     this.subsystems[slot] = subsystem
-    this.phaseCodes[slot] = phaseCode.get(phase)!
-    this.outcomeCodes[slot] = outcomeCode.get(outcome)!
-    this.times[slot] = this.clock.now()
+    this.phaseCodes[slot] = phaseCode[phase]
+    this.outcomeCodes[slot] = outcomeCode[outcome]
+    this.times[slot] = this.time
     this.details[slot] = detail
     this.next++
   }
@@ -116,7 +126,7 @@ export class Trace {
         phase: phases[this.phaseCodes[slot]!]!,
         outcome: outcomes[this.outcomeCodes[slot]!]!,
         time: this.times[slot]!,
-        detail: this.details[slot],
+        detail: describe(this.details[slot]),
       })
     }
     return out
@@ -127,6 +137,10 @@ export class Trace {
     this.next = 0
   }
 }
+
+// Details may be recorded as a function so the hot path formats nothing.
+const describe = (detail: string | (() => string) | undefined): string | undefined =>
+  typeof detail === 'function' ? detail() : detail
 
 /** Renders events as a readable timeline, one line per event, times relative to the first. */
 export const formatTimeline = (events: ReadonlyArray<TraceEvent>): string => {

@@ -47,7 +47,8 @@ type Held = { readonly lock: Lock; readonly release: () => void; readonly by: nu
 // Transaction-wide state shared by the per-subsystem contexts.
 class Transaction {
   readonly held: Array<Held> = []
-  readonly mmapCounts = new Map<Mm, number>()
+  // Created on first use: most transactions take no mmap lock.
+  mmapCounts: Map<Mm, number> | undefined
   spin = false
   phase: AttachPhase = 'prepareSleep'
   violation: { readonly rule: LockRule; readonly subsystem: string; readonly message: string } | undefined
@@ -57,7 +58,7 @@ class Transaction {
     readonly host: Host,
     readonly id: number,
     readonly mode: AttachMode,
-    readonly operation: string,
+    readonly operation: () => string,
     readonly tasks: ReadonlyArray<MigrationEntry>,
     readonly destinations: ReadonlyArray<Cgroup>,
   ) {}
@@ -85,9 +86,10 @@ class Transaction {
   }
 
   releaseAll(): void {
+    if (this.held.length === 0) return
     for (let i = this.held.length - 1; i >= 0; i--) this.held[i]!.release()
     this.held.length = 0
-    this.mmapCounts.clear()
+    this.mmapCounts = undefined
   }
 }
 
@@ -129,7 +131,7 @@ class SubsystemContext implements AttachContext<unknown> {
   }
 
   refuse(errno: Errno, reason: string): SystemError {
-    return systemError(errno, this.tx.operation, { subsystem: this.subsystem.name, reason })
+    return systemError(errno, this.tx.operation(), { subsystem: this.subsystem.name, reason })
   }
 
   lock(lock: SleepLock): void | Promise<void> {
@@ -158,6 +160,7 @@ class SubsystemContext implements AttachContext<unknown> {
   lockMmap(mm: Mm): void | Promise<void> {
     const tx = this.tx
     if (tx.spin) tx.breakRule(this.subsystem.name, 'sleep-in-spin', mm.mmapLock)
+    tx.mmapCounts ??= new Map()
     const count = tx.mmapCounts.get(mm) ?? 0
     tx.mmapCounts.set(mm, count + 1)
     if (count > 0) return undefined
@@ -191,7 +194,7 @@ const failureOf = (
   outcome: Settled,
 ): SystemError | undefined => {
   const fault = (kind: Fault['kind'], detail: unknown): SystemError =>
-    faultError(tx.operation, { kind, subsystem: subsystem.name, phase, detail })
+    faultError(tx.operation(), { kind, subsystem: subsystem.name, phase, detail })
   if (tx.violation !== undefined) return fault('lock-rule', tx.violation.message)
   if (!outcome.ok) {
     if (outcome.error instanceof LockRuleBroken) return fault('lock-rule', outcome.error.message)
@@ -207,9 +210,16 @@ const failureOf = (
   return fault('bad-return', value)
 }
 
-const call = (fn: () => unknown): Settled => {
+const describeLater = (request: AttachRequest): (() => string) => {
+  let built: string | undefined
+  return () => (built ??= describeRequest(request))
+}
+
+// Calls a subsystem callback, catching a throw. No closure: the attach path
+// creates as few objects as it can.
+const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): Settled => {
   try {
-    return { ok: true, value: fn() }
+    return { ok: true, value: callback.call(ctx.subsystem, ctx) }
   } catch (error) {
     return { ok: false, error }
   }
@@ -221,55 +231,57 @@ export function* migrate(
   request: AttachRequest,
   options: MigrateOptions,
 ): Generator<PromiseLike<unknown>, E.Either<CgtxError, AttachReport>, Settled> {
-  const operation = describeRequest(request)
+  // Built only when an error or the trace is read: the happy path formats nothing.
+  const operation = describeLater(request)
   const refs = Array.isArray(request.to) ? request.to : [request.to]
 
   // Destinations, before any lock: unknown mount is a caller error, a missing
   // path fails like open(2) of its cgroup.procs would.
   const destinations: Array<Cgroup> = []
-  for (const [i, ref] of refs.entries()) {
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!
     const hierarchy = host.hierarchy(ref.hierarchy)
-    if (hierarchy === undefined) return E.left(badDestination(refs, i, ref.hierarchy))
-    if (destinations.some((cgroup) => cgroup.hierarchy === hierarchy))
-      return E.left(badDestination(refs, i, ref.hierarchy, 'one destination per hierarchy'))
+    if (hierarchy === undefined) return E.left(badDestination(request.to, i, ref.hierarchy))
+    for (const cgroup of destinations)
+      if (cgroup.hierarchy === hierarchy) return E.left(badDestination(request.to, i, ref.hierarchy, 'one destination per hierarchy'))
     const cgroup = hierarchy.lookup(ref.path)
-    if (cgroup === undefined) return E.left(systemError('ENOENT', operation))
+    if (cgroup === undefined) return E.left(systemError('ENOENT', operation()))
     destinations.push(cgroup)
   }
   const first = destinations[0]
-  if (first === undefined) return E.left(badDestination(refs, 0, refs, 'at least one destination'))
+  if (first === undefined) return E.left(badDestination(request.to, 0, refs, 'at least one destination'))
 
   const owner = {}
   if (!host.mutex.tryAcquire(owner)) {
-    if (!options.sleep) return E.left(systemError('EAGAIN', operation, { reason: 'would block on cgroup_mutex' }))
+    if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
     yield host.mutex.acquire(owner) as Promise<void>
   }
   const txId = host.newTransaction()
   const lockedGroups: Array<ThreadGroup> = []
   try {
-    if (destinations.some((cgroup) => cgroup.dead)) return E.left(systemError('ENODEV', operation))
+    for (const cgroup of destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
 
     // Find the task(s) under the mutex, as cgroup_procs_write_start does.
     let leader: Task | undefined
     let source: Cgroup | undefined
     if (request.mode === 'all') {
       source = first.hierarchy.lookup(request.from)
-      if (source === undefined) return E.left(systemError('ENOENT', operation))
+      if (source === undefined) return E.left(systemError('ENOENT', operation()))
     } else {
       leader = host.task(request.pid)
-      if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation))
+      if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
       if (request.mode === 'process') leader = leader.group.leader
-      if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation, { reason: 'PF_NO_SETAFFINITY' }))
+      if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
     }
 
     // Keep fork / exec / exit out of every process involved.
     const locked = yield* lockThreadGroups(leader, source === undefined ? [] : [source], owner, lockedGroups, options.sleep)
-    if (!locked) return E.left(systemError('EAGAIN', operation, { reason: 'would block on the thread-group lock' }))
+    if (!locked) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
 
     // Per-hierarchy checks on the destinations (v2 rules).
     for (const dst of destinations) {
       const refused = vetDestination(host, dst, request.mode, leader)
-      if (refused !== undefined) return E.left(systemError(refused.errno, operation, { reason: refused.reason }))
+      if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
     }
 
     // Build the taskset: live tasks whose css_set changes.
@@ -305,7 +317,7 @@ export function* runPhases(
   host: Host,
   txId: number,
   owner: object,
-  operation: string,
+  operation: () => string,
   mode: AttachMode,
   entries: ReadonlyArray<MigrationEntry>,
   destinations: ReadonlyArray<Cgroup>,
@@ -317,10 +329,16 @@ export function* runPhases(
   // Subsystems whose css changes for some task, in id order.
   const called: Array<number> = []
   for (let id = 0; id < host.subsystems.length; id++) {
-    if (entries.some((entry) => entry.from.css[id] !== entry.to.css[id])) called.push(id)
+    for (const entry of entries) {
+      if (entry.from.css[id] === entry.to.css[id]) continue
+      called.push(id)
+      break
+    }
   }
   const tx = new Transaction(host, txId, mode, operation, entries, destinations)
-  const contexts = called.map((id) => new SubsystemContext(tx, host.subsystems[id]!, id))
+  const contexts: Array<SubsystemContext> = []
+  for (const id of called) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id))
+  trace.tick()
   trace.record(txId, undefined, 'begin', 'ok', operation)
 
   // --- prepareSleep
@@ -333,16 +351,17 @@ export function* runPhases(
       preparedSleep.push(ctx)
       continue
     }
-    let outcome = call(() => prepare.call(ctx.subsystem, ctx))
+    let outcome = invoke(prepare, ctx)
     let slept = false
     if (outcome.ok && isPromiseLike(outcome.value)) {
       if (!options.sleep) {
         slept = true
         options.guard!.result ??= E.left(
-          faultError(operation, { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' }),
+          faultError(operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' }),
         )
       }
       outcome = yield outcome.value
+      trace.tick()
     }
     const refused = failureOf(tx, ctx.subsystem, 'prepareSleep', outcome)
     if (refused === undefined) preparedSleep.push(ctx)
@@ -365,13 +384,14 @@ export function* runPhases(
         preparedSpin.push(ctx)
         continue
       }
-      const outcome = call(() => prepare.call(ctx.subsystem, ctx))
+      const outcome = invoke(prepare, ctx)
       if (outcome.ok && isPromiseLike(outcome.value)) {
-        failure = faultError(operation, { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
+        failure = faultError(operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
         if (!options.sleep) options.guard!.result ??= E.left(failure)
         trace.record(txId, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
         // Wait for the stray to settle; if it succeeded it must be undone too.
         const settled = yield outcome.value
+        trace.tick()
         if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) preparedSpin.push(ctx)
         break
       }
@@ -393,7 +413,7 @@ export function* runPhases(
     for (const ctx of ordered(host.abortOrder, preparedSpin)) {
       const abort = ctx.subsystem.abortSpin
       if (abort === undefined) continue
-      const outcome = call(() => abort.call(ctx.subsystem, ctx))
+      const outcome = invoke(abort, ctx)
       recordInfallible(tx, ctx, 'abortSpin', outcome, false)
     }
     tx.spin = false
@@ -401,8 +421,11 @@ export function* runPhases(
     for (const ctx of ordered(host.abortOrder, preparedSleep)) {
       const abort = ctx.subsystem.abortSleep
       if (abort === undefined) continue
-      let outcome = call(() => abort.call(ctx.subsystem, ctx))
-      if (outcome.ok && isPromiseLike(outcome.value)) outcome = yield outcome.value
+      let outcome = invoke(abort, ctx)
+      if (outcome.ok && isPromiseLike(outcome.value)) {
+          outcome = yield outcome.value
+          tx.host.trace.tick()
+        }
       recordInfallible(tx, ctx, 'abortSleep', outcome, true)
     }
     tx.releaseAll()
@@ -417,9 +440,9 @@ export function* runPhases(
   trace.record(txId, undefined, 'commit-point', 'ok', `${entries.length} task(s)`)
   const report: AttachReport = {
     transaction: txId,
-    moved: entries.map((entry) => entry.task.tid),
+    moved: tidsOf(entries),
     skipped,
-    subsystems: contexts.map((ctx) => ctx.subsystem.name),
+    subsystems: namesOf(contexts),
   }
   if (!options.sleep) options.guard!.result = E.right(report)
 
@@ -428,7 +451,7 @@ export function* runPhases(
   for (const ctx of contexts) {
     const commit = ctx.subsystem.commit
     if (commit === undefined) continue
-    recordInfallible(tx, ctx, 'commit', call(() => commit.call(ctx.subsystem, ctx)), false)
+    recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
   }
   tx.spin = false
   tx.releaseAll()
@@ -438,8 +461,11 @@ export function* runPhases(
   for (const ctx of contexts) {
     const attach = ctx.subsystem.attach
     if (attach === undefined) continue
-    let outcome = call(() => attach.call(ctx.subsystem, ctx))
-    if (outcome.ok && isPromiseLike(outcome.value)) outcome = yield outcome.value
+    let outcome = invoke(attach, ctx)
+    if (outcome.ok && isPromiseLike(outcome.value)) {
+          outcome = yield outcome.value
+          tx.host.trace.tick()
+        }
     recordInfallible(tx, ctx, 'attach', outcome, true)
   }
   tx.releaseAll()
@@ -457,13 +483,16 @@ function* postAttach(
   owner: object,
 ): Generator<PromiseLike<unknown>, void, Settled> {
   for (const group of lockedGroups) group.lock.releaseWrite(owner)
-  lockedGroups.length = 0
+  if (lockedGroups.length > 0) lockedGroups.length = 0
   tx.phase = 'postAttach'
   for (const ctx of contexts) {
     const post = ctx.subsystem.postAttach
     if (post === undefined) continue
-    let outcome = call(() => post.call(ctx.subsystem, ctx))
-    if (outcome.ok && isPromiseLike(outcome.value)) outcome = yield outcome.value
+    let outcome = invoke(post, ctx)
+    if (outcome.ok && isPromiseLike(outcome.value)) {
+          outcome = yield outcome.value
+          tx.host.trace.tick()
+        }
     recordInfallible(tx, ctx, 'postAttach', outcome, true)
   }
   tx.releaseAll()
@@ -482,6 +511,18 @@ const recordInfallible = (
   if (!outcome.ok) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
   else if (!maySleep && isPromiseLike(outcome.value)) detail = 'returned a promise where it may not sleep'
   tx.host.trace.record(tx.id, ctx.subsystem.name, phase, detail === undefined ? 'ok' : 'fault', detail)
+}
+
+const tidsOf = (entries: ReadonlyArray<MigrationEntry>): Array<number> => {
+  const tids: Array<number> = []
+  for (const entry of entries) tids.push(entry.task.tid)
+  return tids
+}
+
+const namesOf = (contexts: ReadonlyArray<SubsystemContext>): Array<string> => {
+  const names: Array<string> = []
+  for (const ctx of contexts) names.push(ctx.subsystem.name)
+  return names
 }
 
 const ordered = <A>(order: 'reverse' | 'kernel', items: ReadonlyArray<A>): ReadonlyArray<A> =>
@@ -511,6 +552,11 @@ export function* lockThreadGroups(
   locked: Array<ThreadGroup>,
   sleep: boolean,
 ): Generator<PromiseLike<unknown>, boolean, Settled> {
+  // One process and nobody queued: the common case, no set, no sort.
+  if (sources.length === 0 && leader !== undefined && locked.length === 0 && leader.group.lock.tryWrite(owner)) {
+    locked.push(leader.group)
+    return true
+  }
   for (;;) {
     const wanted = new Set<ThreadGroup>()
     if (leader !== undefined) wanted.add(leader.group)
@@ -565,6 +611,8 @@ export const destinationCssSet = (host: Host, from: CssSet, destinations: Readon
 const internMoved = (host: Host, from: CssSet, destinations: ReadonlyArray<Cgroup>): CssSet => {
   const cgroups = [...from.cgroups]
   for (const dst of destinations) cgroups[dst.hierarchy.index] = dst
-  if (cgroups.every((cgroup, i) => cgroup === from.cgroups[i])) return from
+  let same = true
+  for (let i = 0; i < cgroups.length; i++) if (cgroups[i] !== from.cgroups[i]) same = false
+  if (same) return from
   return host.cssSets.intern(cgroups, host.cssOf(cgroups))
 }

@@ -101,7 +101,7 @@ export function* changeSubtreeControl(
     const result: E.Either<SystemError, unknown> =
       entries.length === 0
         ? E.right(undefined)
-        : yield* runPhases(host, host.newTransaction(), owner, operation, 'all', entries, [cgroup], lockedGroups, options)
+        : yield* runPhases(host, host.newTransaction(), owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
     if (E.isLeft(result)) {
       for (const id of enable) cgroup.subtreeControl.delete(id)
       for (const id of disable) cgroup.subtreeControl.add(id)
