@@ -1,0 +1,5 @@
+export * from './discovery.ts'
+export * from './cgroupfs.ts'
+export * from './membership.ts'
+export * from './retry.ts'
+export * from './transaction.ts'
