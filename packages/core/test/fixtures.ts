@@ -5,6 +5,7 @@
  * makes one fail (refuse, throw, reject, sleep where it may not) in a phase.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import { expect } from 'vitest'
 import { Host, VirtualCgroupFs, type AttachContext, type AttachPhase, type Subsystem, type HostConfig } from '@cgtx/core'
 
 export type FailureKind = 'refuse' | 'throw' | 'reject' | 'sleep'
@@ -171,3 +172,41 @@ export const observe = (host: Host): unknown => {
 /** A host with the given subsystems all bound to one v1 hierarchy `h`. */
 export const hostWith = (subsystems: ReadonlyArray<Subsystem<any>>, extra: Partial<HostConfig> = {}): Host =>
   right(Host.create({ subsystems, hierarchies: [{ name: 'h', subsystems: subsystems.map((s) => s.name) }], ...extra }))
+
+/**
+ * The protocol's promises, checked on a call log grouped by transaction: a
+ * subsystem whose prepare failed gets nothing but postAttach; one whose
+ * prepareSleep (prepareSpin) succeeded gets exactly one of abortSleep
+ * (abortSpin) or commit; attach iff commit; postAttach exactly once; and
+ * either every prepared subsystem commits or none does. `committed`, when
+ * given, is whether the transaction was expected to commit.
+ */
+export const expectProtocol = (records: ReadonlyArray<CallRecord>, committed?: boolean): void => {
+  const byTx = new Map<number, Array<CallRecord>>()
+  for (const record of records) byTx.set(record.transaction, [...(byTx.get(record.transaction) ?? []), record])
+  for (const [tx, txRecords] of byTx) {
+    const committedTx = txRecords.some((record) => record.phase === 'commit')
+    if (committed !== undefined) expect(committedTx, `tx ${tx} committed`).toBe(committed)
+    for (const name of new Set(txRecords.map((record) => record.subsystem))) {
+      const mine = txRecords.filter((record) => record.subsystem === name)
+      const count = (phase: string): number => mine.filter((record) => record.phase === phase).length
+      const where = `tx ${tx} ${name}: ${mine.map((record) => record.phase).join(',')}`
+      expect(count('postAttach'), where).toBe(1)
+      expect(count('prepareSleep'), where).toBeLessThanOrEqual(1)
+      expect(count('prepareSpin'), where).toBeLessThanOrEqual(1)
+      const sleep = mine.find((record) => record.phase === 'prepareSleep')
+      const spin = mine.find((record) => record.phase === 'prepareSpin')
+      if (sleep === undefined || sleep.ok !== true) {
+        // Not prepared: nothing but postAttach.
+        expect(mine.filter((record) => record.phase !== 'postAttach' && record.phase !== 'prepareSleep'), where).toEqual([])
+        continue
+      }
+      expect(count('abortSleep') + count('commit'), where).toBe(1)
+      if (spin !== undefined && spin.ok === true) expect(count('abortSpin') + count('commit'), where).toBe(1)
+      else expect(count('abortSpin'), where).toBe(0)
+      if (spin !== undefined && spin.ok === false) expect(count('commit') + count('attach'), where).toBe(0)
+      expect(count('attach'), where).toBe(count('commit'))
+      expect(count('commit'), where).toBe(committedTx ? 1 : 0)
+    }
+  }
+}

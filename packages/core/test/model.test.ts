@@ -10,7 +10,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { Host, VirtualCgroupFs, type CgtxError, type Css } from '@cgtx/core'
-import { recorder, right, type CallRecord, type Counter, type FailureKind, type Plan } from './fixtures.ts'
+import { expectProtocol, recorder, right, type CallRecord, type Counter, type FailureKind, type Plan } from './fixtures.ts'
 
 type Hier = 'h' | 'g'
 const HIERS: ReadonlyArray<Hier> = ['h', 'g']
@@ -158,38 +158,6 @@ const expectAgrees = (model: Model, real: Real): void => {
     }
   }
   expectCounters(model, real)
-}
-
-// The protocol's promises, from the call log of the transactions one command ran.
-const expectProtocol = (records: ReadonlyArray<CallRecord>, committed: boolean | undefined): void => {
-  const byTx = new Map<number, Array<CallRecord>>()
-  for (const record of records) byTx.set(record.transaction, [...(byTx.get(record.transaction) ?? []), record])
-  expect(byTx.size).toBeLessThanOrEqual(1)
-  for (const [tx, txRecords] of byTx) {
-    const committedTx = txRecords.some((record) => record.phase === 'commit')
-    if (committed !== undefined) expect(committedTx, `tx ${tx} committed`).toBe(committed)
-    for (const name of new Set(txRecords.map((record) => record.subsystem))) {
-      const mine = txRecords.filter((record) => record.subsystem === name)
-      const count = (phase: string): number => mine.filter((record) => record.phase === phase).length
-      const where = `tx ${tx} ${name}: ${mine.map((record) => record.phase).join(',')}`
-      expect(count('postAttach'), where).toBe(1)
-      expect(count('prepareSleep'), where).toBeLessThanOrEqual(1)
-      expect(count('prepareSpin'), where).toBeLessThanOrEqual(1)
-      const sleep = mine.find((record) => record.phase === 'prepareSleep')
-      const spin = mine.find((record) => record.phase === 'prepareSpin')
-      if (sleep === undefined || sleep.ok !== true) {
-        // Not prepared: nothing but postAttach.
-        expect(mine.filter((record) => record.phase !== 'postAttach' && record.phase !== 'prepareSleep'), where).toEqual([])
-        continue
-      }
-      expect(count('abortSleep') + count('commit'), where).toBe(1)
-      if (spin !== undefined && spin.ok === true) expect(count('abortSpin') + count('commit'), where).toBe(1)
-      else expect(count('abortSpin'), where).toBe(0)
-      if (spin !== undefined && spin.ok === false) expect(count('commit') + count('attach'), where).toBe(0)
-      expect(count('attach'), where).toBe(count('commit'))
-      expect(count('commit'), where).toBe(committedTx ? 1 : 0)
-    }
-  }
 }
 
 // ------------------------------------------------------------- commands
