@@ -50,10 +50,24 @@ const lines = (values: Iterable<number>): string => [...values].map((value) => `
 const limitText = (limit: number): string => (limit === Number.POSITIVE_INFINITY ? 'max\n' : `${limit}\n`)
 const flag = (value: boolean): string => (value ? '1\n' : '0\n')
 
-// Tgids of live tasks (a process is listed where any of its threads is), sorted.
-const procsOf = (cgroup: Cgroup): ReadonlyArray<number> =>
-  [...new Set([...cgroup.tasks()].map((task) => task.tgid))].sort((a, b) => a - b)
-const threadsOf = (cgroup: Cgroup): ReadonlyArray<number> => [...cgroup.tasks()].map((task) => task.tid).sort((a, b) => a - b)
+// v1 (the cgroup1 pidlist): tgids of live tasks, sorted and de-duplicated,
+// so a process is listed wherever any of its threads is.
+// v2 (css_task_iter): in iteration order (css_sets, then tasks in migration
+// order), and a process only where its leader is — also a zombie leader whose
+// threads still live.
+const procsOf = (cgroup: Cgroup): ReadonlyArray<number> => {
+  if (cgroup.hierarchy.version === 'v1') return [...new Set([...cgroup.tasks()].map((task) => task.tgid))].sort((a, b) => a - b)
+  const out: Array<number> = []
+  for (const cssSet of cgroup.cssSets) {
+    for (const task of cssSet.tasks) if (task.isLeader) out.push(task.tgid)
+    for (const task of cssSet.zombies) if (task.isLeader && [...task.group.threads].some((thread) => thread.state !== 'zombie')) out.push(task.tgid)
+  }
+  return out
+}
+const threadsOf = (cgroup: Cgroup): ReadonlyArray<number> => {
+  const tids = [...cgroup.tasks()].map((task) => task.tid)
+  return cgroup.hierarchy.version === 'v1' ? tids.sort((a, b) => a - b) : tids
+}
 
 const fail = (errno: Errno, operation: string, reason?: string): E.Either<CgtxError, never> =>
   E.left(systemError(errno, operation, reason === undefined ? undefined : { reason }))
@@ -63,10 +77,11 @@ const writeLimit = (apply: (value: number) => void) => (fs: VirtualCgroupFs, _cg
   let limit: number
   if (text === 'max') limit = Number.POSITIVE_INFINITY
   else {
-    const parsed = kstrtoint(text)
+    const parsed = kstrtoint(text, 0)
     if (typeof parsed === 'string') return fail(parsed, operation)
     if (parsed < 0) return fail('ERANGE', operation)
-    limit = parsed
+    // The kernel stores `max` as INT_MAX, so INT_MAX reads back as `max`.
+    limit = parsed === 0x7fff_ffff ? Number.POSITIVE_INFINITY : parsed
   }
   return fs.host.withMutexSync(operation, () => {
     apply(limit)
@@ -200,9 +215,10 @@ export class VirtualCgroupFs implements CgroupFs {
     const target = resolved.right
     const operation = `read ${path}`
     if (target.kind === 'dir') return fail('EISDIR', operation)
-    if (target.kind === 'core') return target.file.read === undefined ? fail('EACCES', operation) : target.file.read(this, target.cgroup, operation)
+    // A file without a show / write handler answers EINVAL (cgroup_seqfile_show, cgroup_file_write).
+    if (target.kind === 'core') return target.file.read === undefined ? fail('EINVAL', operation) : target.file.read(this, target.cgroup, operation)
     const css = target.cgroup.ownCss[target.subsystemId]
-    if (css === undefined || target.file.read === undefined) return fail(css === undefined ? 'ENOENT' : 'EACCES', operation)
+    if (css === undefined || target.file.read === undefined) return fail(css === undefined ? 'ENOENT' : 'EINVAL', operation)
     try {
       return E.right(target.file.read(css))
     } catch (error) {
@@ -262,6 +278,9 @@ export class VirtualCgroupFs implements CgroupFs {
   private rmdirNow(path: string, wait: boolean): Reply<void> {
     const ref = this.refOf(path, 'rmdir')
     if (E.isLeft(ref)) return ref
+    // rmdir of a control file is ENOTDIR, as for any regular file.
+    const target = this.resolve(path, 'rmdir')
+    if (E.isRight(target) && target.right.kind !== 'dir') return fail('ENOTDIR', `rmdir ${path}`)
     const request = { hierarchy: ref.right.hierarchy.name, path: ref.right.cgroupPath }
     return wait ? this.host.rmdir(request)() : this.host.rmdirSync(request)
   }
@@ -275,11 +294,14 @@ export class VirtualCgroupFs implements CgroupFs {
     const operation = `write ${path}`
     if (target.kind === 'dir') return fail('EISDIR', operation)
     if (target.kind === 'core') {
-      if (target.file.write === undefined) return fail('EACCES', operation)
+      if (target.file.write === undefined) return fail('EINVAL', operation)
+      // A zero-length write never reaches the handler: 0 bytes written, nothing changes.
+      if (value === '') return E.right(undefined)
       return target.file.write(this, target.cgroup, value, operation, wait)
     }
     const css = target.cgroup.ownCss[target.subsystemId]
-    if (css === undefined || target.file.write === undefined) return fail(css === undefined ? 'ENOENT' : 'EACCES', operation)
+    if (css === undefined || target.file.write === undefined) return fail(css === undefined ? 'ENOENT' : 'EINVAL', operation)
+    if (value === '') return E.right(undefined)
     const hierarchy = target.cgroup.hierarchy
     try {
       const result = target.file.write(css, value, {
@@ -326,7 +348,8 @@ export class VirtualCgroupFs implements CgroupFs {
 
   /** @internal Names of subsystem ids, in id order, space-separated. */
   subsystemNames(ids: ReadonlySet<number>): string {
-    return `${[...ids].sort((a, b) => a - b).map((id) => this.host.subsystems[id]!.name).join(' ')}\n`
+    // cgroup_print_ss_mask: the newline only follows a non-empty list.
+    return ids.size === 0 ? '' : `${[...ids].sort((a, b) => a - b).map((id) => this.host.subsystems[id]!.name).join(' ')}\n`
   }
 
   /** @internal cgroup.stat. */
@@ -354,7 +377,8 @@ export class VirtualCgroupFs implements CgroupFs {
     const [, mount, ...rest] = path.split('/')
     const hierarchy = this.host.hierarchy(mount!)
     if (hierarchy === undefined) return E.left(badArgument('path', path, 'a path under a mounted hierarchy'))
-    if (rest.length === 0) return fail('EEXIST', `${verb} ${path}`)
+    // The hierarchy's root is its mount point: it exists, and cannot be removed.
+    if (rest.length === 0) return fail(verb === 'rmdir' ? 'EBUSY' : 'EEXIST', `${verb} ${path}`)
     return E.right({ hierarchy, cgroupPath: `/${rest.join('/')}` })
   }
 
