@@ -1,2 +1,3 @@
 export * from './sandbox.ts'
 export * from './puppet.ts'
+export * from './scenario.ts'

@@ -55,6 +55,9 @@ for line in sys.stdin:
             for pid in children:
                 try: os.kill(pid, signal.SIGKILL)
                 except OSError: pass
+            for pid in children:
+                try: os.waitpid(pid, 0)
+                except OSError: pass
             os._exit(0)
         else:
             reply("err EINVAL")
@@ -125,7 +128,7 @@ export class Puppet {
     })
   }
 
-  /** Exits (its forked children are killed first) and waits until Node has reaped it. */
+  /** Exits (its forked children are killed and reaped first) and waits until Node has reaped it. */
   async exit(): Promise<void> {
     if (this.alive) this.child.stdin!.write('exit\n')
     await this.exited
