@@ -1,0 +1,687 @@
+/**
+ * Worker pools, their workers and the pool_workqueue links, following the
+ * kernel's CMWQ (see workqueue-anchors §1):
+ *
+ * - a pool has one FIFO worklist, idle workers on a LIFO list and busy ones
+ *   running works; per-CPU pools are concurrency-managed (a new work starts
+ *   only when no worker of the pool is runnable), unbound pools are not;
+ * - a woken worker that finds no idle worker left becomes the pool's
+ *   manager and creates one before it processes anything (the "at least one
+ *   idle worker" invariant); a failed creation waits CREATE_COOLDOWN and
+ *   retries, and arms the mayday timer that hands the pool's works of
+ *   WQ_MEM_RECLAIM workqueues to their rescuers;
+ * - surplus idle workers are destroyed after the idle timeout;
+ * - a pool_workqueue counts the active works of one workqueue in one pool
+ *   against max_active and parks the rest on its inactive list.
+ *
+ * Workers are kernel-thread tasks of the host. A worker of a cgroup-aware
+ * pool moves into a work's cgroup just before running it and back to the
+ * root only on its way to idle.
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import type { AttachReport, Cgroup, CgtxError, Clock, Host, Task, Timer } from '@cgtx/core'
+import type { Strategy } from '../codecs.ts'
+import { storage, type WorkerSlot } from '../context.ts'
+import type { Work } from '../work.ts'
+import { Deque } from './deque.ts'
+
+/** What pools need from the workqueue system that owns them. */
+export interface PoolHost {
+  readonly host: Host
+  readonly clock: Clock
+  readonly idleTimeoutMs: number
+  readonly lazyIdleTimeoutMs: number
+  readonly createCooldownMs: number
+  readonly maydayInitialMs: number
+  readonly maydayIntervalMs: number
+  spawnWorker(comm: string, perCpu: boolean): E.Either<CgtxError, Task>
+  burn(slot: WorkerSlot, ms: number): Promise<void>
+  /** The instance of `work` queued on `pwq` finished (or was stolen): bookkeeping. */
+  retire(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void
+  recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void
+  /** A worker changed cgroups or exited: removals waiting for it may complete. */
+  workerLeft(): void
+  /** The cgroup is being removed: works for it run in the root instead. */
+  isRemoving(cgroup: Cgroup): boolean
+  /** The pool lost its last worker and has no work: forget it. */
+  poolEmpty(pool: Pool): void
+  /** The pool's cgroups are gone: send its works to the root pool. */
+  orphaned(pool: Pool): void
+  /** A lazy workqueue's core worker asks for the pool of `cpu`, creating its worker. */
+  lazyPool(pwq: Pwq, cpu: number): Pwq | undefined
+  /** Pools of a dead cgroup combination send their works here. */
+  fallbackPwq(pwq: Pwq): Pwq
+}
+
+/** The workqueue side of a pwq. */
+export interface PwqOwner {
+  readonly name: string
+  readonly maxActive: number
+  readonly strategy: Strategy | undefined
+  readonly cpuIntensive: boolean
+  readonly rescuer: Pool | undefined
+}
+
+/** Kinds of pools. */
+export type PoolKind = 'percpu' | 'unbound' | 'cgroup' | 'dedicated' | 'rescuer'
+
+/** pool_workqueue: one workqueue's share of one pool. */
+export class Pwq {
+  nrActive = 0
+  readonly inactive = new Deque<Work>()
+
+  constructor(
+    readonly wq: PwqOwner,
+    readonly pool: Pool,
+  ) {}
+
+  /** Queues a pending instance: active if under max_active, else inactive. */
+  add(work: Work): void {
+    if (this.pool.dying && this.pool.kind === 'cgroup') {
+      this.pool.system.fallbackPwq(this).add(work)
+      return
+    }
+    work.pwq = this
+    if (this.nrActive < this.wq.maxActive) {
+      this.nrActive++
+      work.place = 'worklist'
+      this.pool.worklist.push(work)
+      this.pool.kick()
+    } else {
+      work.place = 'inactive'
+      this.inactive.push(work)
+    }
+  }
+
+  /** An active instance finished or was stolen: activate the first inactive one. */
+  deactivate(): void {
+    this.nrActive--
+    while (this.nrActive < this.wq.maxActive && this.inactive.length > 0) {
+      const next = this.inactive.shift()!
+      this.nrActive++
+      next.place = 'worklist'
+      this.pool.worklist.push(next)
+      this.pool.kick()
+    }
+  }
+}
+
+let nextPoolId = 0
+
+/** A worker pool. */
+export class Pool {
+  readonly id = nextPoolId++
+  readonly worklist = new Deque<Work>()
+  readonly workers = new Set<Worker>()
+  /** Idle workers, most recently idle last. */
+  readonly idle: Array<Worker> = []
+  /** Workers runnable (busy and not sleeping), for concurrency management. */
+  nrRunning = 0
+  manager: Worker | undefined = undefined
+  /** Worker creations that failed. */
+  creationFailures = 0
+  dying = false
+  private idleTimer: Timer | undefined = undefined
+  private maydayTimer: Timer | undefined = undefined
+  private nextWorkerId = 0
+
+  constructor(
+    readonly system: PoolHost,
+    readonly kind: PoolKind,
+    /** Per-CPU and dedicated pools: their CPU. */
+    readonly cpu: number | undefined,
+    /** Cgroup pools: the cgroup combination their workers live in. */
+    readonly cgroups: ReadonlyArray<Cgroup> | undefined,
+    readonly options: {
+      readonly highpri?: boolean
+      /** Dedicated pools: a lazy workqueue's on-demand thread (exits when idle). */
+      readonly lazy?: boolean
+      readonly name?: string
+    } = {},
+  ) {}
+
+  /** Per-CPU pools manage concurrency; unbound ones start every work at once. */
+  get concurrencyManaged(): boolean {
+    return this.kind === 'percpu'
+  }
+
+  /** Pools that keep an idle worker in reserve and create workers on demand. */
+  get managed(): boolean {
+    return this.kind === 'percpu' || this.kind === 'unbound' || this.kind === 'cgroup'
+  }
+
+  get maxWorkers(): number {
+    return this.kind === 'dedicated' || this.kind === 'rescuer' ? 1 : Number.POSITIVE_INFINITY
+  }
+
+  /** CPUs the pool's workers may run on. */
+  get cpus(): ReadonlyArray<number> | undefined {
+    return this.cpu === undefined ? undefined : [this.cpu]
+  }
+
+  get nrIdle(): number {
+    return this.idle.length
+  }
+
+  get nrBusy(): number {
+    return this.workers.size - this.idle.length
+  }
+
+  /** Wakes a worker if the worklist needs one (kick_pool). */
+  kick(): void {
+    if (this.worklist.length === 0) return
+    if (this.concurrencyManaged && this.nrRunning > 0) return
+    const worker = this.idle.pop()
+    if (worker !== undefined) {
+      worker.wake()
+      return
+    }
+    // Pools that shrink to nothing (cgroup pools, lazy threads) grow again on demand.
+    if (this.workers.size === 0 && this.manager === undefined) {
+      if (this.createWorker()) this.idle.pop()!.wake()
+      else this.startCreating()
+    }
+  }
+
+  /**
+   * create_worker: a kernel thread, moved into the pool's cgroups for a
+   * cgroup pool. New workers start idle. False if creation failed.
+   */
+  createWorker(): boolean {
+    if (this.workers.size >= this.maxWorkers || this.dying) return false
+    const comm = this.workerName()
+    const spawned = this.system.spawnWorker(comm, this.kind === 'percpu' || this.kind === 'dedicated')
+    if (E.isLeft(spawned)) {
+      this.creationFailures++
+      return false
+    }
+    const task = spawned.right
+    if (this.cgroups !== undefined) {
+      const moved = this.system.host.attachSync({ mode: 'process', pid: task.tid, to: this.cgroups.map(refOf) })
+      if (E.isLeft(moved)) {
+        this.creationFailures++
+        void exitTask(this.system.host, task)
+        if (this.cgroups.some((cgroup) => cgroup.dead || this.system.isRemoving(cgroup))) this.orphan()
+        return false
+      }
+    }
+    const worker = new Worker(this, task)
+    this.workers.add(worker)
+    this.enterIdle(worker)
+    worker.start()
+    return true
+  }
+
+  private workerName(): string {
+    const n = this.nextWorkerId++
+    switch (this.kind) {
+      case 'percpu':
+        return `kworker/${this.cpu}:${n}${this.options.highpri === true ? 'H' : ''}`
+      case 'unbound':
+        return `kworker/u:${n}`
+      case 'cgroup':
+        return `kworker/cg${this.id}:${n}`
+      case 'dedicated':
+        return `${this.options.name ?? 'wq'}/${this.cpu}`
+      case 'rescuer':
+        return this.options.name ?? 'rescuer'
+    }
+  }
+
+  /** A worker finished its busy period. */
+  enterIdle(worker: Worker): void {
+    if (this.dying) {
+      worker.destroy()
+      return
+    }
+    worker.idleSince = this.system.clock.now()
+    this.idle.push(worker)
+    if (this.tooManyWorkers()) this.armIdleTimer()
+  }
+
+  // too_many_workers, and the pool-specific rules for shrinking to nothing.
+  private tooManyWorkers(): boolean {
+    const idle = this.idle.length
+    switch (this.kind) {
+      case 'percpu':
+      case 'unbound':
+        return idle > 2 && (idle - 2) * 4 >= this.nrBusy
+      case 'cgroup':
+        return idle > 0 && this.nrBusy === 0 && this.worklist.length === 0
+      case 'dedicated':
+        return this.options.lazy === true && idle > 0
+      case 'rescuer':
+        return false
+    }
+  }
+
+  private get idleTimeout(): number {
+    return this.kind === 'dedicated' ? this.system.lazyIdleTimeoutMs : this.system.idleTimeoutMs
+  }
+
+  private armIdleTimer(): void {
+    if (this.idleTimer !== undefined) return
+    const oldest = this.idle[0]
+    if (oldest === undefined) return
+    const due = Math.max(0, oldest.idleSince + this.idleTimeout - this.system.clock.now())
+    this.idleTimer = this.system.clock.setTimer(due, () => {
+      this.idleTimer = undefined
+      this.reap(false)
+    })
+  }
+
+  // idle_worker_timeout: destroy the oldest idle workers while there are too many.
+  private reap(now: boolean): void {
+    while (this.tooManyWorkers()) {
+      const oldest = this.idle[0]!
+      if (!now && this.system.clock.now() - oldest.idleSince < this.idleTimeout) {
+        this.armIdleTimer()
+        return
+      }
+      this.idle.shift()
+      oldest.destroy()
+    }
+  }
+
+  /** A worker left the pool for good. */
+  forget(worker: Worker): void {
+    this.workers.delete(worker)
+    const at = this.idle.indexOf(worker)
+    if (at >= 0) this.idle.splice(at, 1)
+    if (this.workers.size === 0 && this.worklist.length === 0 && this.kind === 'cgroup') this.system.poolEmpty(this)
+  }
+
+  /**
+   * manage_workers / maybe_create_worker: create workers until one is idle,
+   * cooling down after each failure; the mayday timer runs meanwhile.
+   */
+  async manage(worker: Worker): Promise<void> {
+    this.manager = worker
+    try {
+      while (this.idle.length === 0 && this.worklist.length > 0 && !this.dying) {
+        if (this.createWorker()) break
+        this.armMayday()
+        await this.system.clock.sleep(this.system.createCooldownMs)
+      }
+    } finally {
+      this.manager = undefined
+    }
+  }
+
+  // A pool with no worker at all cannot have a manager; retry creation on the clock.
+  private startCreating(): void {
+    if (this.manager !== undefined || this.dying) return
+    const placeholder = {} as Worker
+    this.manager = placeholder
+    this.armMayday()
+    this.system.clock.setTimer(this.system.createCooldownMs, () => {
+      if (this.manager === placeholder) this.manager = undefined
+      this.kick()
+    })
+  }
+
+  private armMayday(): void {
+    if (this.maydayTimer !== undefined) return
+    this.maydayTimer = this.system.clock.setTimer(this.system.maydayInitialMs, () => this.mayday())
+  }
+
+  // pool_mayday_timeout / send_mayday: hand works of rescuer-equipped
+  // workqueues to their rescuers while the pool still needs a worker.
+  private mayday(): void {
+    this.maydayTimer = undefined
+    const stalled = this.worklist.length > 0 && this.idle.length === 0
+    if (!stalled) return
+    const rescued = this.worklist.take((work) => (work.pwq as Pwq).wq.rescuer !== undefined)
+    for (const work of rescued) {
+      const rescuer = (work.pwq as Pwq).wq.rescuer!
+      work.place = 'mayday'
+      work.holder = rescuer
+      rescuer.worklist.push(work)
+      rescuer.kick()
+    }
+    if (this.worklist.length > 0) this.maydayTimer = this.system.clock.setTimer(this.system.maydayIntervalMs, () => this.mayday())
+  }
+
+  /** The pool's cgroups are gone: its works go to the fallback (root) pool and its workers leave. */
+  orphan(): void {
+    if (this.dying) return
+    this.dying = true
+    this.system.orphaned(this)
+    for (const worker of [...this.idle]) worker.destroy()
+    if (this.workers.size === 0) this.system.poolEmpty(this)
+  }
+}
+
+// Workers move with mode 'process': a kernel thread is the only thread of its
+// process, and cgroup_attach_kthread moves it as a whole task, so the v2 rule
+// against single threads crossing thread domains does not apply.
+export const refOf = (cgroup: Cgroup): { hierarchy: string; path: string } => ({ hierarchy: cgroup.hierarchy.name, path: cgroup.path })
+
+const exitTask = async (host: Host, task: Task): Promise<void> => {
+  const exited = await host.exit(task.tid)()
+  if (E.isRight(exited)) host.reap(task.tid)
+}
+
+// Whether moving into `target` is a no-op.
+const isIn = (task: Task, target: ReadonlyArray<Cgroup>): boolean =>
+  target.every((cgroup) => task.cssSet.cgroup(cgroup.hierarchy.index) === cgroup)
+
+/** A kernel-thread worker. */
+export class Worker {
+  /** Clock time it last became idle. */
+  idleSince = 0
+  dying = false
+  /** Runnable (counts in the pool's nrRunning). */
+  running = false
+  /** Woken and not yet back on the idle list. */
+  private busy = false
+  /** Its work returned a promise that has not settled (the worker sleeps)... */
+  private awaiting = false
+  /** ...unless it burns CPU meanwhile. */
+  private burning = 0
+  /** The instance it runs now, and its sequence number. */
+  current: Work | undefined = undefined
+  currentSeq = 0
+  /** Works of the same item handed over by another worker (non-reentrancy). */
+  readonly scheduled: Array<Work> = []
+  readonly slot: WorkerSlot
+  private wakeup: (() => void) | undefined = undefined
+  private cpuIntensive = false
+
+  constructor(
+    readonly pool: Pool,
+    readonly task: Task,
+  ) {
+    this.slot = {
+      host: pool.system.host,
+      task,
+      work: undefined,
+      workqueue: '',
+      strategy: undefined,
+      target: undefined,
+      cpu: pool.cpu,
+      cpus: pool.cpus,
+      setRunning: (running) => {
+        this.burning += running ? 1 : -1
+        this.updateRunning()
+      },
+      burn: (ms) => pool.system.burn(this.slot, ms),
+    }
+  }
+
+  /** Starts the thread's loop inside its context slot. */
+  start(): void {
+    void storage.run(this.slot, () => this.loop())
+  }
+
+  /** Wakes an idle worker (already removed from the idle list). */
+  wake(): void {
+    this.busy = true
+    this.updateRunning()
+    const wakeup = this.wakeup
+    this.wakeup = undefined
+    wakeup?.()
+  }
+
+  /** Makes an idle worker exit. */
+  destroy(): void {
+    this.dying = true
+    this.pool.forget(this)
+    const wakeup = this.wakeup
+    this.wakeup = undefined
+    wakeup?.()
+  }
+
+  // Concurrency management: busy, not in a CPU-intensive work, and not
+  // sleeping in an async work unless it burns CPU there.
+  private updateRunning(): void {
+    this.setRunning(this.busy && !this.cpuIntensive && (this.burning > 0 || !this.awaiting))
+  }
+
+  private setRunning(running: boolean): void {
+    if (running === this.running) return
+    this.running = running
+    this.pool.nrRunning += running ? 1 : -1
+    if (!running && this.pool.concurrencyManaged && this.pool.nrRunning === 0) this.pool.kick()
+  }
+
+  private async loop(): Promise<void> {
+    let woken = false
+    for (;;) {
+      if (this.dying) break
+      if (!woken) await new Promise<void>((resolve) => (this.wakeup = resolve))
+      woken = false
+      if (this.dying) break
+      const pool = this.pool
+      // The at-least-one-idle-worker invariant, before processing anything.
+      if (pool.managed && pool.idle.length === 0 && pool.manager === undefined) await pool.manage(this)
+      const busy = this.processWorks()
+      if (busy !== undefined) await busy
+      const left = this.leaveCgroups()
+      if (left !== undefined && !(await left)) {
+        // Could not return to the root: leave the cgroup by exiting instead.
+        this.dying = true
+        pool.forget(this)
+        break
+      }
+      if (this.dying) break
+      // Work that arrived while it returned to the root: stay busy.
+      if (this.keepWorking()) {
+        woken = true
+        continue
+      }
+      this.busy = false
+      this.updateRunning()
+      pool.enterIdle(this)
+    }
+    this.busy = false
+    this.updateRunning()
+    await exitTask(this.pool.system.host, this.task)
+    this.pool.system.workerLeft()
+  }
+
+  // The next work for this worker: its scheduled list first, then the pool's
+  // worklist (handing over works another worker of the pool already runs).
+  private take(): Work | undefined {
+    const scheduled = this.scheduled.shift()
+    if (scheduled !== undefined) return scheduled
+    for (;;) {
+      const work = this.pool.worklist.shift()
+      if (work === undefined) return undefined
+      const runner = work.runningOn as Worker | undefined
+      if (runner !== undefined && runner !== this) {
+        work.place = 'scheduled'
+        work.holder = runner
+        runner.scheduled.push(work)
+        continue
+      }
+      return work
+    }
+  }
+
+  // Runs works until none is left for it (or, concurrency-managed, until
+  // another worker is runnable). Synchronous while works are.
+  private processWorks(): Promise<void> | undefined {
+    for (;;) {
+      const work = this.take()
+      if (work === undefined) return undefined
+      const ran = this.processOne(work)
+      if (ran !== undefined) return ran.then(() => this.continueAfter())
+      if (!this.keepWorking()) return undefined
+    }
+  }
+
+  private continueAfter(): Promise<void> | undefined {
+    return this.keepWorking() ? this.processWorks() : undefined
+  }
+
+  // keep_working: per-CPU workers stop when another worker is runnable.
+  private keepWorking(): boolean {
+    if (this.scheduled.length > 0) return true
+    if (this.pool.worklist.length === 0 || this.dying) return false
+    return !this.pool.concurrencyManaged || this.pool.nrRunning <= 1
+  }
+
+  /** process_one_work. Returns a promise only if the work (or a migration) has to wait. */
+  private processOne(work: Work): Promise<void> | undefined {
+    const pwq = work.pwq as Pwq
+    const handover = work.handoverTo
+    if (handover !== undefined) {
+      work.handoverTo = undefined
+      const target = this.pool.system.lazyPool(pwq, handover)
+      if (target !== undefined) {
+        pwq.deactivate()
+        target.add(work)
+        return undefined
+      }
+      // Creation failed: the core worker runs it itself.
+    }
+    const seq = work.queuedSeq
+    const color = work.color
+    const target = work.cgroups
+    work.cgroups = undefined
+    work.place = 'none'
+    work.holder = undefined
+    if (work.canceling === undefined) work.pending = false
+    work.runningOn = this
+    this.current = work
+    this.currentSeq = seq
+    const slot = this.slot
+    slot.work = work
+    slot.workqueue = pwq.wq.name
+    slot.strategy = pwq.wq.strategy
+    slot.target = target
+    // An unbound pool starts every work at once: wake another worker for the rest.
+    if (!this.pool.concurrencyManaged && this.pool.worklist.length > 0) this.pool.kick()
+    if (pwq.wq.cpuIntensive) {
+      this.cpuIntensive = true
+      this.updateRunning()
+    }
+    if (target !== undefined && this.movesFor(pwq)) {
+      const moved = this.moveInto(target)
+      if (moved !== undefined) return moved.then(() => this.call(work, pwq, seq, color, target))
+    }
+    return this.call(work, pwq, seq, color, target)
+  }
+
+  // Migrating strategies: `migrate` always; a rescuer also for `pools`,
+  // since it is not a member of the cgroup's pool.
+  private movesFor(pwq: Pwq): boolean {
+    const strategy = pwq.wq.strategy
+    return strategy === 'migrate' || (strategy === 'pools' && this.pool.kind === 'rescuer')
+  }
+
+  private call(
+    work: Work,
+    pwq: Pwq,
+    seq: number,
+    color: number,
+    target: ReadonlyArray<Cgroup> | undefined,
+  ): Promise<void> | undefined {
+    let result: unknown
+    try {
+      result = work.fn(work)
+    } catch (error) {
+      this.pool.system.recordFailure(work, pwq, this, error)
+      this.finish(work, pwq, seq, color, target)
+      return undefined
+    }
+    if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function') {
+      // The work sleeps: for concurrency management this worker is not runnable.
+      this.awaiting = true
+      this.updateRunning()
+      return Promise.resolve(result as PromiseLike<void>).then(
+        () => {
+          this.awaiting = false
+          this.updateRunning()
+          this.finish(work, pwq, seq, color, target)
+        },
+        (error: unknown) => {
+          this.awaiting = false
+          this.updateRunning()
+          this.pool.system.recordFailure(work, pwq, this, error)
+          this.finish(work, pwq, seq, color, target)
+        },
+      )
+    }
+    this.finish(work, pwq, seq, color, target)
+    return undefined
+  }
+
+  private finish(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void {
+    if (this.cpuIntensive) {
+      this.cpuIntensive = false
+      this.updateRunning()
+    }
+    work.runningOn = undefined
+    work.runs++
+    this.current = undefined
+    this.slot.work = undefined
+    this.slot.target = undefined
+    this.pool.system.retire(work, pwq, seq, color, target)
+  }
+
+  /**
+   * Moves the worker into `target` through the attach transaction, unless
+   * it is there already. A move that fails falls back to the root; a move
+   * that would wait (contended locks) waits.
+   */
+  private moveInto(target: ReadonlyArray<Cgroup>): Promise<void> | undefined {
+    const task = this.task
+    if (isIn(task, target)) return undefined
+    const system = this.pool.system
+    if (target.some((cgroup) => system.isRemoving(cgroup) || cgroup.dead)) return this.fallBack(target)
+    const request = { mode: 'process', pid: task.tid, to: target.map(refOf) }
+    const moved = system.host.attachSync(request)
+    if (E.isRight(moved)) {
+      system.workerLeft()
+      return undefined
+    }
+    if (!wouldWait(moved.left)) return this.fallBack(target)
+    return system.host
+      .attach(request)()
+      .then((waited: E.Either<CgtxError, AttachReport>) => {
+        if (E.isRight(waited)) system.workerLeft()
+        else return this.fallBack(target)
+        return undefined
+      })
+  }
+
+  private fallBack(target: ReadonlyArray<Cgroup>): Promise<void> | undefined {
+    const roots = target.map((cgroup) => cgroup.hierarchy.root)
+    const back = this.moveToRoots(roots)
+    return typeof back === 'boolean' ? undefined : back.then(() => undefined)
+  }
+
+  /** On the way to idle: back to the root of every hierarchy it left. */
+  private leaveCgroups(): Promise<boolean> | undefined {
+    if (this.pool.kind === 'cgroup') return undefined
+    const roots = this.task.cssSet.cgroups.filter((cgroup) => !cgroup.isRoot).map((cgroup) => cgroup.hierarchy.root)
+    if (roots.length === 0) return undefined
+    const back = this.moveToRoots(roots)
+    return typeof back === 'boolean' ? Promise.resolve(back) : back
+  }
+
+  // The move to the root: synchronous if uncontended, else it waits for the
+  // locks. Only a controller refusing the root (a plugin bug) makes it fail.
+  private moveToRoots(roots: ReadonlyArray<Cgroup>): boolean | Promise<boolean> {
+    const system = this.pool.system
+    const request = { mode: 'process', pid: this.task.tid, to: roots.map(refOf) }
+    const moved = system.host.attachSync(request)
+    if (E.isRight(moved)) {
+      system.workerLeft()
+      return true
+    }
+    return system.host
+      .attach(request)()
+      .then((waited: E.Either<CgtxError, AttachReport>) => {
+        system.workerLeft()
+        return E.isRight(waited)
+      })
+  }
+}
+
+// attachSync refuses with EAGAIN where the transaction would have waited, and
+// with a 'slept' fault where a controller's prepare returned a promise.
+const wouldWait = (error: CgtxError): boolean =>
+  error._tag === 'SystemError' && (error.errno === 'EAGAIN' || error.fault?.kind === 'slept')

@@ -1,0 +1,874 @@
+/**
+ * The workqueue system of one {@link Host}: its worker pools, its
+ * workqueues and the operations on works — queue, queue for a cgroup,
+ * delayed queueing, flush, drain, cancel, destroy — with the kernel's CMWQ
+ * semantics (workqueue-anchors §1) and the cgroup-aware designs of the 2016
+ * and 2019 RFCs (§2, §3) and the lazy workqueues of 2009 (§4).
+ *
+ * Every call decodes its input; a refusal is a `BadArgument` or a
+ * `SystemError` returned synchronously and changes nothing. Queueing returns
+ * `Right(true)` if the work was queued and `Right(false)` if it was already
+ * pending (nothing changes then), like `queue_work`.
+ *
+ * @module system
+ */
+import * as E from 'fp-ts/lib/Either.js'
+import type * as t from 'io-ts'
+import {
+  badArgument,
+  decode,
+  systemError,
+  type Cgroup,
+  type CgroupRef,
+  type CgtxError,
+  type Clock,
+  type Hierarchy,
+  type Host,
+  type Task,
+} from '@cgtx/core'
+import {
+  CgroupTarget,
+  Delay,
+  QueueOptions,
+  SystemOptions,
+  WQ_DFL_ACTIVE,
+  WorkqueueOptions,
+  type Strategy,
+  type Threads,
+} from './codecs.ts'
+import { chargeCgroupOf, currentSlot, type WorkerSlot } from './context.ts'
+import { CpuScheduler, unlimitedCpu, type CpuPolicy, type CpuStat } from './cpu.ts'
+import { Pool, Pwq, Worker, type PoolHost, type PwqOwner } from './internal/pool.ts'
+import { Work, WorkCodec, type WorkFailure } from './work.ts'
+
+/**
+ * Resource controllers the workers are throttled by. `cpu` supplies
+ * `cpu.weight` / `cpu.max` to the CPU scheduler and receives the usage;
+ * `cpuset` restricts the CPUs a work's burns may use.
+ */
+export interface Controllers {
+  readonly cpu?: CpuPolicy
+  readonly cpuset?: {
+    /** Hierarchy the cpuset controller is bound to. */
+    readonly hierarchy: string
+    /** `cpuset.cpus.effective` of a cgroup (undefined: all CPUs). */
+    cpus(cgroup: Cgroup): ReadonlyArray<number> | undefined
+  }
+}
+
+// The codec explains why the argument is not a work.
+const notAWork = (work: unknown): E.Either<CgtxError, never> => {
+  const decoded = decode(WorkCodec, work, 'work')
+  return E.isLeft(decoded) ? decoded : E.left(badArgument('work', work, 'Work'))
+}
+
+const RIGHT_TRUE: E.Either<never, boolean> = E.right(true)
+const RIGHT_FALSE: E.Either<never, boolean> = E.right(false)
+
+/** A snapshot of one pool, for tests and reports. */
+export interface PoolSummary {
+  readonly id: number
+  readonly kind: string
+  readonly cpu: number | undefined
+  readonly cgroups: ReadonlyArray<string> | undefined
+  readonly workers: number
+  readonly idle: number
+  readonly pending: number
+  readonly creationFailures: number
+}
+
+/** One workqueue. Create it with {@link WorkqueueSystem.createWorkqueue}. */
+export class Workqueue implements PwqOwner {
+  readonly name: string
+  readonly maxActive: number
+  readonly strategy: Strategy | undefined
+  readonly cpuIntensive: boolean
+  readonly unbound: boolean
+  readonly cgroupAware: boolean
+  readonly ordered: boolean
+  readonly highpri: boolean
+  readonly threads: Threads
+  /** The rescuer's pool (one dedicated thread), for WQ_MEM_RECLAIM workqueues. */
+  rescuer: Pool | undefined = undefined
+  destroyed = false
+  draining = false
+  /** Instances queued (not delayed) or running. */
+  inFlight = 0
+  /** Most instances ever active at once in one pwq (max_active is never exceeded). */
+  peakActive = 0
+  /** @internal Delayed works whose timer is armed. */
+  readonly delayed = new Set<Work>()
+  /** @internal */
+  readonly pwqs = new Map<Pool, Pwq>()
+  /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
+  readonly dedicated: Array<Pool | undefined> = []
+  private color = 0
+  private colorBase = 0
+  private readonly colorCounts: Array<number> = [0]
+  private flushers: Array<{ readonly color: number; readonly resolve: () => void }> = []
+
+  /** @internal */
+  constructor(
+    readonly system: WorkqueueSystem,
+    options: WorkqueueOptions,
+  ) {
+    const flags = options.flags ?? {}
+    this.name = options.name
+    this.ordered = options.ordered ?? false
+    this.unbound = this.ordered || (flags.unbound ?? false)
+    this.cgroupAware = flags.cgroup ?? false
+    this.highpri = flags.highpri ?? false
+    this.cpuIntensive = flags.cpuIntensive ?? false
+    this.threads = options.threads ?? 'shared'
+    this.strategy = this.cgroupAware ? (options.strategy ?? 'migrate') : undefined
+    this.maxActive = this.ordered ? 1 : options.maxActive === undefined || options.maxActive === 0 ? WQ_DFL_ACTIVE : options.maxActive
+  }
+
+  /** queue_work / queue_work_on: see {@link queueWork}. */
+  queue(work: unknown, options?: unknown): E.Either<CgtxError, boolean> {
+    if (!(work instanceof Work)) return notAWork(work)
+    let cpu: number | undefined
+    if (options !== undefined) {
+      const decoded = this.decodeCpu(options)
+      if (E.isLeft(decoded)) return decoded
+      cpu = decoded.right
+    }
+    const refused = this.refuse('queue_work', false)
+    if (refused !== undefined) return E.left(refused)
+    if (work.pending) return RIGHT_FALSE
+    work.pending = true
+    work.queuedSeq++
+    this.insert(work, cpu, undefined)
+    return RIGHT_TRUE
+  }
+
+  /** queue_cgroup_work: see {@link queueCgroupWork}. */
+  queueCgroup(work: unknown, cgroup: unknown): E.Either<CgtxError, boolean> {
+    if (!(work instanceof Work)) return notAWork(work)
+    const target = this.system.resolveTarget(cgroup, 'cgroup')
+    if (E.isLeft(target)) return target
+    const refused = this.refuse('queue_cgroup_work', true)
+    if (refused !== undefined) return E.left(refused)
+    if (work.pending) return RIGHT_FALSE
+    work.pending = true
+    work.queuedSeq++
+    this.system.take(target.right)
+    this.insert(work, undefined, target.right)
+    return RIGHT_TRUE
+  }
+
+  /**
+   * queue_delayed_work: queues `work` after `delayMs` of the system's clock
+   * (at once for 0). `options.cgroup` is required on a cgroup workqueue and
+   * refused on a plain one; `options.cpu` picks the CPU of a bound one.
+   */
+  queueDelayed(work: unknown, delayMs: unknown, options: unknown = {}): E.Either<CgtxError, boolean> {
+    if (!(work instanceof Work)) return notAWork(work)
+    const delay = decode(Delay, delayMs, 'delayMs')
+    if (E.isLeft(delay)) return delay
+    if (typeof options !== 'object' || options === null) return E.left(badArgument('options', options, '{ cpu?, cgroup? }'))
+    const { cgroup, ...rest } = options as { cgroup?: unknown }
+    const cpu = this.decodeCpu(rest)
+    if (E.isLeft(cpu)) return cpu
+    let target: ReadonlyArray<Cgroup> | undefined
+    if (cgroup !== undefined) {
+      const resolved = this.system.resolveTarget(cgroup, 'options.cgroup')
+      if (E.isLeft(resolved)) return resolved
+      target = resolved.right
+    }
+    const refused = this.refuse('queue_delayed_work', target !== undefined)
+    if (refused !== undefined) return E.left(refused)
+    if (work.pending) return RIGHT_FALSE
+    work.pending = true
+    work.queuedSeq++
+    if (target !== undefined) this.system.take(target)
+    if (delay.right === 0) {
+      this.insert(work, cpu.right, target)
+      return RIGHT_TRUE
+    }
+    work.place = 'timer'
+    work.holder = this
+    work.cpu = cpu.right
+    work.cgroups = target
+    this.delayed.add(work)
+    work.timer = this.system.clock.setTimer(delay.right, () => {
+      work.timer = undefined
+      this.delayed.delete(work)
+      this.insert(work, work.cpu, work.cgroups)
+    })
+    return RIGHT_TRUE
+  }
+
+  /** flush_workqueue: resolves once every work queued before the call has finished. */
+  flush(): Promise<void> {
+    const color = this.color
+    this.color++
+    this.colorCounts.push(0)
+    if (this.settledUpTo(color)) return Promise.resolve()
+    return new Promise((resolve) => this.flushers.push({ color, resolve }))
+  }
+
+  /**
+   * drain_workqueue: flushes until nothing is queued or running. Meanwhile
+   * only works running on this workqueue may queue on it (chained work);
+   * other queue attempts are refused with EBUSY.
+   */
+  async drain(): Promise<void> {
+    this.draining = true
+    try {
+      while (this.inFlight > 0) await this.flush()
+    } finally {
+      this.draining = false
+    }
+  }
+
+  /**
+   * destroy_workqueue: refused with EBUSY while a work is queued or running;
+   * armed delayed works are cancelled (their cgroup references released);
+   * the workqueue's own threads (rescuer, eager / lazy threads) exit.
+   */
+  destroySync(): E.Either<CgtxError, void> {
+    if (this.destroyed) return E.left(systemError('ENODEV', `destroy_workqueue ${this.name}`, { reason: 'already destroyed' }))
+    if (this.inFlight > 0)
+      return E.left(systemError('EBUSY', `destroy_workqueue ${this.name}`, { reason: `${this.inFlight} work(s) queued or running` }))
+    for (const work of [...this.delayed]) this.system.steal(work)
+    this.destroyed = true
+    for (const pool of [...this.dedicated, this.rescuer]) {
+      if (pool === undefined) continue
+      pool.dying = true
+      for (const worker of [...pool.idle]) worker.destroy()
+    }
+    this.system.forgetWorkqueue(this)
+    return E.right(undefined)
+  }
+
+  /** Drains, then {@link Workqueue.destroySync}. */
+  async destroy(): Promise<E.Either<CgtxError, void>> {
+    if (this.destroyed) return this.destroySync()
+    await this.drain()
+    return this.destroySync()
+  }
+
+  /** Flush colours in use (for tests): instances still counted per colour. */
+  get pendingFlushes(): number {
+    return this.flushers.length
+  }
+
+  /** @internal Bookkeeping of a finished or stolen instance. */
+  instanceDone(color: number): void {
+    this.inFlight--
+    this.colorCounts[color - this.colorBase]!--
+    if (this.flushers.length > 0) this.wakeFlushers()
+  }
+
+  /** @internal */
+  pwqOf(pool: Pool): Pwq {
+    let pwq = this.pwqs.get(pool)
+    if (pwq === undefined) {
+      pwq = new Pwq(this, pool)
+      this.pwqs.set(pool, pwq)
+    }
+    return pwq
+  }
+
+  private decodeCpu(options: unknown): E.Either<CgtxError, number | undefined> {
+    const decoded = decode(QueueOptions, options, 'options')
+    if (E.isLeft(decoded)) return decoded
+    const cpu = decoded.right.cpu
+    if (cpu !== undefined && cpu >= this.system.host.cpus) return E.left(badArgument('options.cpu', cpu, `a cpu below ${this.system.host.cpus}`))
+    return E.right(cpu)
+  }
+
+  private refuse(operation: string, cgroupWork: boolean): CgtxError | undefined {
+    if (this.destroyed) return systemError('ENODEV', `${operation} ${this.name}`, { reason: 'workqueue destroyed' })
+    if (cgroupWork && !this.cgroupAware)
+      return systemError('EINVAL', `${operation} ${this.name}`, { reason: 'a cgroup work on a workqueue without WQ_CGROUP' })
+    if (!cgroupWork && this.cgroupAware)
+      return systemError('EINVAL', `${operation} ${this.name}`, { reason: 'a plain work on a WQ_CGROUP workqueue (use queueCgroupWork)' })
+    if (this.draining) {
+      const slot = currentSlot()
+      if (slot === undefined || slot.workqueue !== this.name)
+        return systemError('EBUSY', `${operation} ${this.name}`, { reason: 'draining: only chained work may queue' })
+    }
+    return undefined
+  }
+
+  private insert(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): void {
+    work.cgroups = target
+    work.color = this.color
+    this.colorCounts[this.color - this.colorBase]!++
+    this.inFlight++
+    const pwq = this.pwqFor(work, cpu, target)
+    pwq.add(work)
+    if (pwq.nrActive > this.peakActive) this.peakActive = pwq.nrActive
+  }
+
+  private pwqFor(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
+    const system = this.system
+    // Non-reentrancy: a work still running on one of our pools is queued behind itself there.
+    const runner = work.runningOn as Worker | undefined
+    if (runner !== undefined && !this.unbound && this.threads === 'shared') {
+      const pwq = this.pwqs.get(runner.pool)
+      if (pwq !== undefined) return pwq
+    }
+    if (this.threads !== 'shared') return this.dedicatedPwq(work, cpu ?? currentSlot()?.cpu ?? 0)
+    if (!this.unbound) return this.pwqOf(system.percpuPool(cpu ?? currentSlot()?.cpu ?? 0, this.highpri))
+    if (this.strategy === 'pools' && target !== undefined && target.some((cgroup) => !cgroup.isRoot)) {
+      const pool = system.cgroupPool(target)
+      if (!pool.dying) return this.pwqOf(pool)
+    }
+    return this.pwqOf(system.unboundPool(this.strategy ?? 'plain', this.highpri))
+  }
+
+  private dedicatedPwq(work: Work, cpu: number): Pwq {
+    const pool = this.dedicated[cpu]
+    if (this.threads === 'eager' || (pool !== undefined && pool.workers.size > 0)) return this.pwqOf(pool!)
+    // Lazy: the core thread creates this CPU's thread and hands the work over.
+    work.handoverTo = cpu
+    return this.pwqOf(this.dedicated[0]!)
+  }
+
+  private settledUpTo(color: number): boolean {
+    for (let c = this.colorBase; c <= color; c++) if (this.colorCounts[c - this.colorBase] !== 0) return false
+    return true
+  }
+
+  private wakeFlushers(): void {
+    while (this.colorBase < this.color && this.colorCounts[0] === 0) {
+      this.colorCounts.shift()
+      this.colorBase++
+    }
+    const still: typeof this.flushers = []
+    for (const flusher of this.flushers) {
+      if (flusher.color < this.colorBase) flusher.resolve()
+      else still.push(flusher)
+    }
+    this.flushers = still
+  }
+}
+
+/** The workqueues and worker pools of one host. Build it with {@link WorkqueueSystem.create}. */
+export class WorkqueueSystem implements PoolHost {
+  readonly clock: Clock
+  readonly idleTimeoutMs: number
+  readonly lazyIdleTimeoutMs: number
+  readonly createCooldownMs: number
+  readonly maydayInitialMs: number
+  readonly maydayIntervalMs: number
+  /** Works that threw or rejected, oldest first. */
+  readonly failures: Array<WorkFailure> = []
+  readonly scheduler: CpuScheduler
+  /** Hierarchy CPU time is accounted in. */
+  readonly cpuHierarchy: Hierarchy | undefined
+  readonly controllers: Controllers
+  private readonly spawn: (comm: string, perCpu: boolean) => E.Either<CgtxError, Task>
+  private readonly percpu: Array<Pool> = []
+  private readonly percpuHigh: Array<Pool> = []
+  private readonly unboundPools = new Map<string, Pool>()
+  private readonly cgroupPools = new Map<string, Pool>()
+  private readonly pools = new Set<Pool>()
+  private readonly workqueues = new Set<Workqueue>()
+  private readonly refs = new Map<Cgroup, number>()
+  private readonly removals = new Map<Cgroup, { readonly ref: CgroupRef; readonly waiters: Array<(result: E.Either<CgtxError, void>) => void> }>()
+  /** Number of cgroup-pool searches and how many found an existing pool. */
+  poolSearches = 0
+  poolHits = 0
+
+  private constructor(
+    readonly host: Host,
+    options: t.TypeOf<typeof SystemOptions>,
+  ) {
+    this.clock = host.clock
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 300_000
+    this.lazyIdleTimeoutMs = options.lazyIdleTimeoutMs ?? 5_000
+    this.createCooldownMs = options.createCooldownMs ?? 1_000
+    this.maydayInitialMs = options.maydayInitialMs ?? 10
+    this.maydayIntervalMs = options.maydayIntervalMs ?? 100
+    this.controllers = (options.controllers ?? {}) as Controllers
+    const custom = options.spawnWorker as ((host: Host, comm: string) => E.Either<CgtxError, Task>) | undefined
+    this.spawn =
+      custom === undefined
+        ? (comm, perCpu) => host.createKernelThread({ comm, noSetAffinity: perCpu })
+        : (comm) => custom(host, comm)
+    this.cpuHierarchy = pickCpuHierarchy(host, options.cpuHierarchy)
+    this.scheduler = new CpuScheduler(this.clock, host.cpus, this.controllers.cpu ?? unlimitedCpu, options.schedulerTickMs ?? 1)
+    // The per-CPU pools (normal and high priority) exist from boot, each with one worker.
+    for (let cpu = 0; cpu < host.cpus; cpu++) {
+      this.percpu.push(this.newPool('percpu', cpu, undefined, {}, true))
+      this.percpuHigh.push(this.newPool('percpu', cpu, undefined, { highpri: true }, true))
+    }
+  }
+
+  /** Builds the workqueue system of `host`; bad options are a `BadArgument`. */
+  static create(host: Host, options: unknown = {}): E.Either<CgtxError, WorkqueueSystem> {
+    const decoded = decode(SystemOptions, options, 'options')
+    if (E.isLeft(decoded)) return decoded
+    if (decoded.right.cpuHierarchy !== undefined && host.hierarchy(decoded.right.cpuHierarchy) === undefined)
+      return E.left(badArgument('options.cpuHierarchy', decoded.right.cpuHierarchy, 'a mounted hierarchy'))
+    return E.right(new WorkqueueSystem(host, decoded.right))
+  }
+
+  /**
+   * alloc_workqueue. Refused (`BadArgument`): `cgroup` without `unbound`,
+   * a strategy without `cgroup`, `eager` / `lazy` threads on an unbound
+   * workqueue, `ordered` with another `maxActive` than 1 or with `pools`.
+   * A WQ_MEM_RECLAIM workqueue gets its rescuer thread now (ENOMEM-like
+   * failure if it cannot be created).
+   */
+  createWorkqueue(options: unknown): E.Either<CgtxError, Workqueue> {
+    const decoded = decode(WorkqueueOptions, options, 'options')
+    if (E.isLeft(decoded)) return decoded
+    const spec = decoded.right
+    const flags = spec.flags ?? {}
+    const unbound = (flags.unbound ?? false) || (spec.ordered ?? false)
+    if (flags.cgroup === true && !unbound)
+      return E.left(badArgument('options.flags.cgroup', true, 'WQ_CGROUP only together with WQ_UNBOUND'))
+    if (spec.strategy !== undefined && flags.cgroup !== true)
+      return E.left(badArgument('options.strategy', spec.strategy, 'a strategy only with WQ_CGROUP'))
+    if (spec.threads !== undefined && spec.threads !== 'shared' && (unbound || flags.highpri === true))
+      return E.left(badArgument('options.threads', spec.threads, "'eager' and 'lazy' only for bound, normal-priority workqueues"))
+    if (spec.ordered === true && spec.maxActive !== undefined && spec.maxActive !== 1)
+      return E.left(badArgument('options.maxActive', spec.maxActive, 'ordered workqueues run one work at a time'))
+    if (spec.ordered === true && spec.strategy === 'pools')
+      return E.left(badArgument('options.strategy', 'pools', 'ordered workqueues cannot spread over per-cgroup pools'))
+    if ([...this.workqueues].some((wq) => wq.name === spec.name))
+      return E.left(systemError('EEXIST', `alloc_workqueue ${spec.name}`))
+    const wq = new Workqueue(this, spec)
+    const cleanup = (): void => {
+      for (const pool of [...wq.dedicated, wq.rescuer]) if (pool !== undefined) for (const worker of [...pool.idle]) worker.destroy()
+    }
+    if (wq.threads !== 'shared') {
+      const cpus = wq.threads === 'eager' ? this.host.cpus : 1
+      for (let cpu = 0; cpu < this.host.cpus; cpu++) {
+        const pool = this.newPool('dedicated', cpu, undefined, { lazy: wq.threads === 'lazy' && cpu !== 0, name: wq.name }, false)
+        wq.dedicated[cpu] = pool
+        if (cpu < cpus && !pool.createWorker()) {
+          cleanup()
+          return E.left(systemError('ENOMEM', `alloc_workqueue ${spec.name}`, { reason: `cannot create the thread for cpu ${cpu}` }))
+        }
+      }
+    }
+    if (flags.memReclaim === true) {
+      const rescuer = this.newPool('rescuer', undefined, undefined, { name: `${wq.name}/rescuer` }, false)
+      if (!rescuer.createWorker()) {
+        cleanup()
+        return E.left(systemError('ENOMEM', `alloc_workqueue ${spec.name}`, { reason: 'cannot create the rescuer' }))
+      }
+      wq.rescuer = rescuer
+    }
+    this.workqueues.add(wq)
+    return E.right(wq)
+  }
+
+  /** Every live worker task (pool workers, dedicated threads, rescuers). */
+  workerTasks(): Array<Task> {
+    const tasks: Array<Task> = []
+    for (const pool of this.pools) for (const worker of pool.workers) tasks.push(worker.task)
+    return tasks
+  }
+
+  /** Pool snapshots. */
+  poolSummaries(): Array<PoolSummary> {
+    return [...this.pools].map((pool) => ({
+      id: pool.id,
+      kind: pool.kind,
+      cpu: pool.cpu,
+      cgroups: pool.cgroups?.map((cgroup) => `${cgroup.hierarchy.name}:${cgroup.path}`),
+      workers: pool.workers.size,
+      idle: pool.nrIdle,
+      pending: pool.worklist.length,
+      creationFailures: pool.creationFailures,
+    }))
+  }
+
+  /** Queue-time references currently held on `cgroup` (a ref or a Cgroup). */
+  cgroupRefs(cgroup: Cgroup | CgroupRef): number {
+    if ('hierarchy' in cgroup && typeof cgroup.hierarchy !== 'string') return this.refs.get(cgroup as Cgroup) ?? 0
+    const found = this.host.cgroup(cgroup)
+    return E.isLeft(found) ? 0 : (this.refs.get(found.right) ?? 0)
+  }
+
+  /** References held on all cgroups together. */
+  totalCgroupRefs(): number {
+    let total = 0
+    for (const count of this.refs.values()) total += count
+    return total
+  }
+
+  /** CPU time accounted to a cgroup of the CPU hierarchy. */
+  cpuStat(ref: unknown): E.Either<CgtxError, CpuStat> {
+    const found = this.host.cgroup(ref)
+    if (E.isLeft(found)) return found
+    return E.right(this.scheduler.stat(found.right))
+  }
+
+  /**
+   * rmdir of a cgroup that may hold workers: refused (EBUSY) if it has
+   * children or tasks other than workers; otherwise new works for it are
+   * refused (ENODEV), works already queued for it run in the root, its
+   * per-cgroup pool is retired, and the removal completes once the last
+   * worker has left.
+   */
+  removeCgroup(ref: unknown): Promise<E.Either<CgtxError, void>> {
+    const found = this.host.cgroup(ref)
+    if (E.isLeft(found)) return Promise.resolve(found)
+    const cgroup = found.right
+    const operation = `rmdir ${cgroup.hierarchy.name}:${cgroup.path}`
+    if (cgroup.isRoot) return Promise.resolve(E.left(systemError('EBUSY', operation, { reason: 'root' })))
+    if (cgroup.children.size > 0) return Promise.resolve(E.left(systemError('EBUSY', operation, { reason: 'has children' })))
+    const workers = new Set(this.workerTasks())
+    for (const task of cgroup.tasks())
+      if (!workers.has(task)) return Promise.resolve(E.left(systemError('EBUSY', operation, { reason: `task ${task.tid} is not a worker` })))
+    const decodedRef = { hierarchy: cgroup.hierarchy.name, path: cgroup.path }
+    const pending = this.removals.get(cgroup)
+    const waiting = new Promise<E.Either<CgtxError, void>>((resolve) => {
+      if (pending !== undefined) pending.waiters.push(resolve)
+      else this.removals.set(cgroup, { ref: decodedRef as CgroupRef, waiters: [resolve] })
+    })
+    for (const pool of [...this.cgroupPools.values()]) if (pool.cgroups!.includes(cgroup)) pool.orphan()
+    this.workerLeft()
+    return waiting
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /** @internal */
+  resolveTarget(input: unknown, field: string): E.Either<CgtxError, ReadonlyArray<Cgroup>> {
+    const decoded = decode(CgroupTarget, input, field)
+    if (E.isLeft(decoded)) return decoded
+    const refs = Array.isArray(decoded.right) ? decoded.right : [decoded.right]
+    if (refs.length === 0) return E.left(badArgument(field, input, 'at least one cgroup'))
+    const cgroups: Array<Cgroup> = []
+    for (const [i, ref] of refs.entries()) {
+      const found = this.host.cgroup(ref)
+      if (E.isLeft(found)) return found
+      const cgroup = found.right
+      if (cgroup.dead || this.removals.has(cgroup))
+        return E.left(systemError('ENODEV', `queue for ${ref.hierarchy}:${ref.path}`, { reason: 'cgroup is being removed' }))
+      if (cgroups.some((other) => other.hierarchy === cgroup.hierarchy))
+        return E.left(badArgument(`${field}.${i}.hierarchy`, ref.hierarchy, 'one cgroup per hierarchy'))
+      cgroups.push(cgroup)
+    }
+    cgroups.sort((a, b) => a.hierarchy.index - b.hierarchy.index)
+    return E.right(cgroups)
+  }
+
+  /** @internal Takes the queue-time references. */
+  take(target: ReadonlyArray<Cgroup>): void {
+    for (const cgroup of target) this.refs.set(cgroup, (this.refs.get(cgroup) ?? 0) + 1)
+  }
+
+  private release(target: ReadonlyArray<Cgroup>): void {
+    for (const cgroup of target) {
+      const count = this.refs.get(cgroup)! - 1
+      if (count === 0) this.refs.delete(cgroup)
+      else this.refs.set(cgroup, count)
+    }
+  }
+
+  /** @internal */
+  percpuPool(cpu: number, highpri: boolean): Pool {
+    return (highpri ? this.percpuHigh : this.percpu)[cpu]!
+  }
+
+  /** @internal Unbound pools are shared by workqueues with equal attributes. */
+  unboundPool(kind: string, highpri: boolean): Pool {
+    const key = `${kind}${highpri ? ':H' : ''}`
+    let pool = this.unboundPools.get(key)
+    if (pool === undefined) {
+      pool = this.newPool('unbound', undefined, undefined, { highpri }, true)
+      this.unboundPools.set(key, pool)
+    }
+    return pool
+  }
+
+  /** @internal The pool of a cgroup combination: searched first, created if missing. */
+  cgroupPool(target: ReadonlyArray<Cgroup>): Pool {
+    const key = target.map((cgroup) => cgroup.id).join(',')
+    this.poolSearches++
+    let pool = this.cgroupPools.get(key)
+    if (pool !== undefined) {
+      this.poolHits++
+      return pool
+    }
+    pool = this.newPool('cgroup', undefined, target, {}, true)
+    this.cgroupPools.set(key, pool)
+    return pool
+  }
+
+  private newPool(kind: Pool['kind'], cpu: number | undefined, cgroups: ReadonlyArray<Cgroup> | undefined, options: Pool['options'], withWorker: boolean): Pool {
+    const pool = new Pool(this, kind, cpu, cgroups, options)
+    this.pools.add(pool)
+    if (withWorker) pool.createWorker()
+    return pool
+  }
+
+  /** @internal */
+  forgetWorkqueue(wq: Workqueue): void {
+    this.workqueues.delete(wq)
+    for (const pool of [...wq.dedicated, wq.rescuer]) if (pool !== undefined && pool.workers.size === 0) this.pools.delete(pool)
+  }
+
+  /** @internal Takes a pending instance back from wherever it waits. */
+  steal(work: Work): void {
+    switch (work.place) {
+      case 'none':
+        return
+      case 'timer': {
+        work.timer?.cancel()
+        work.timer = undefined
+        ;(work.holder as Workqueue).delayed.delete(work)
+        work.place = 'none'
+        work.holder = undefined
+        if (work.cgroups !== undefined) this.release(work.cgroups)
+        work.cgroups = undefined
+        work.settle(work.queuedSeq)
+        return
+      }
+      case 'worklist':
+      case 'mayday': {
+        const pwq = work.pwq as Pwq
+        const list = work.place === 'mayday' ? (work.holder as Pool).worklist : pwq.pool.worklist
+        list.remove(work)
+        this.retireStolen(work, pwq, true)
+        return
+      }
+      case 'scheduled': {
+        const holder = work.holder as Worker
+        holder.scheduled.splice(holder.scheduled.indexOf(work), 1)
+        this.retireStolen(work, work.pwq as Pwq, true)
+        return
+      }
+      case 'inactive': {
+        const pwq = work.pwq as Pwq
+        pwq.inactive.remove(work)
+        this.retireStolen(work, pwq, false)
+        return
+      }
+    }
+  }
+
+  private retireStolen(work: Work, pwq: Pwq, active: boolean): void {
+    const target = work.cgroups
+    work.cgroups = undefined
+    work.place = 'none'
+    work.holder = undefined
+    work.handoverTo = undefined
+    work.settle(work.queuedSeq)
+    if (active) pwq.deactivate()
+    ;(pwq.wq as Workqueue).instanceDone(work.color)
+    if (target !== undefined) this.release(target)
+  }
+
+  // ------------------------------------------------------------ PoolHost
+
+  /** @internal */
+  spawnWorker(comm: string, perCpu: boolean): E.Either<CgtxError, Task> {
+    return this.spawn(comm, perCpu)
+  }
+
+  /** @internal Burns simulated CPU as the slot's worker, in its cgroup (or charged remotely). */
+  async burn(slot: WorkerSlot, ms: number): Promise<void> {
+    const hierarchy = this.cpuHierarchy
+    const root = hierarchy?.root
+    const competes = hierarchy === undefined ? undefined : slot.task.cssSet.cgroup(hierarchy.index)
+    const charged = hierarchy === undefined ? undefined : chargeCgroupOf(slot, hierarchy.name)
+    const allowed = this.allowedCpus(slot)
+    slot.setRunning(true)
+    try {
+      await this.scheduler.burn(ms, competes ?? root!, charged ?? competes ?? root!, allowed)
+    } finally {
+      slot.setRunning(false)
+    }
+  }
+
+  /**
+   * CPUs a work's burns may use: the pool's CPUs intersected with the
+   * cpuset of the cgroup the worker is in (under `remote-charge` the
+   * worker's, i.e. the root's: cpuset does not follow remote charges). An
+   * empty intersection falls back to the pool's CPUs, as the kernel does for
+   * a bound kworker whose cpuset excludes its CPU.
+   */
+  allowedCpus(slot: WorkerSlot): ReadonlyArray<number> | undefined {
+    const cpuset = this.controllers.cpuset
+    if (cpuset === undefined) return slot.cpus
+    const hierarchy = this.host.hierarchy(cpuset.hierarchy)
+    if (hierarchy === undefined) return slot.cpus
+    const allowed = cpuset.cpus(slot.task.cssSet.cgroup(hierarchy.index))
+    if (allowed === undefined) return slot.cpus
+    if (slot.cpus === undefined) return allowed.length === 0 ? undefined : allowed
+    const both = slot.cpus.filter((cpu) => allowed.includes(cpu))
+    return both.length === 0 ? slot.cpus : both
+  }
+
+  /** @internal */
+  retire(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void {
+    work.settle(seq)
+    pwq.deactivate()
+    ;(pwq.wq as Workqueue).instanceDone(color)
+    if (target !== undefined) this.release(target)
+  }
+
+  /** @internal */
+  recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void {
+    work.failures.push(error)
+    this.failures.push({ work, workqueue: pwq.wq.name, worker: worker.task.tid, error, at: this.clock.now() })
+  }
+
+  /** @internal */
+  workerLeft(): void {
+    if (this.removals.size === 0) return
+    for (const [cgroup, removal] of [...this.removals]) {
+      if (cgroup.populated) continue
+      this.removals.delete(cgroup)
+      void this.host.rmdir(removal.ref)().then((result) => {
+        for (const resolve of removal.waiters) resolve(result)
+      })
+    }
+  }
+
+  /** @internal */
+  isRemoving(cgroup: Cgroup): boolean {
+    return this.removals.size > 0 && this.removals.has(cgroup)
+  }
+
+  /** @internal */
+  poolEmpty(pool: Pool): void {
+    this.pools.delete(pool)
+    if (pool.cgroups === undefined) return
+    const key = pool.cgroups.map((cgroup) => cgroup.id).join(',')
+    if (this.cgroupPools.get(key) === pool) this.cgroupPools.delete(key)
+    for (const wq of this.workqueues) {
+      const pwq = wq.pwqs.get(pool)
+      if (pwq === undefined) continue
+      wq.pwqs.delete(pool)
+      // Works still waiting on the pool's overflow list go to the root pool.
+      for (const work of pwq.inactive.take(() => true)) this.fallbackPwq(pwq).add(work)
+    }
+  }
+
+  /** @internal */
+  orphaned(pool: Pool): void {
+    if (pool.cgroups !== undefined) {
+      const key = pool.cgroups.map((cgroup) => cgroup.id).join(',')
+      if (this.cgroupPools.get(key) === pool) this.cgroupPools.delete(key)
+    }
+    for (const work of pool.worklist.take(() => true)) {
+      const from = work.pwq as Pwq
+      from.nrActive--
+      this.fallbackPwq(from).add(work)
+    }
+    for (const wq of this.workqueues) {
+      const pwq = wq.pwqs.get(pool)
+      if (pwq === undefined) continue
+      wq.pwqs.delete(pool)
+      for (const work of pwq.inactive.take(() => true)) this.fallbackPwq(pwq).add(work)
+    }
+  }
+
+  /** @internal */
+  lazyPool(pwq: Pwq, cpu: number): Pwq | undefined {
+    const wq = pwq.wq as Workqueue
+    const pool = wq.dedicated[cpu]
+    if (pool === undefined) return undefined
+    if (pool.workers.size === 0 && !pool.createWorker()) return undefined
+    return wq.pwqOf(pool)
+  }
+
+  /** @internal */
+  fallbackPwq(pwq: Pwq): Pwq {
+    const wq = pwq.wq as Workqueue
+    return wq.pwqOf(this.unboundPool(wq.strategy ?? 'plain', wq.highpri))
+  }
+}
+
+const pickCpuHierarchy = (host: Host, name: string | undefined): Hierarchy | undefined => {
+  if (name !== undefined) return host.hierarchy(name)
+  const cpu = host.subsystemId('cpu')
+  const bound = cpu >= 0 ? host.hierarchyOf(cpu) : undefined
+  return bound ?? host.hierarchies.find((hierarchy) => hierarchy.version === 'v2') ?? host.hierarchies[0]
+}
+
+// ---------------------------------------------------------------- functions
+
+/**
+ * queue_work_on: queues `work` on `wq` (on `options.cpu` for a bound
+ * workqueue; default the caller's CPU inside a per-CPU work, else CPU 0).
+ * `Right(false)` if it was already pending — nothing changes then.
+ * Refused: a destroyed workqueue (ENODEV), a WQ_CGROUP workqueue (EINVAL:
+ * use {@link queueCgroupWork}), a draining one unless called from its own
+ * work (EBUSY).
+ */
+export const queueWork = (wq: Workqueue, work: unknown, options?: unknown): E.Either<CgtxError, boolean> => wq.queue(work, options)
+
+/**
+ * queue_cgroup_work: queues `work` on a WQ_CGROUP workqueue for `cgroup`
+ * (one cgroup ref, or one per hierarchy). A reference on the cgroup is held
+ * from now until the instance finishes, is cancelled, or its workqueue is
+ * destroyed. Refused: a workqueue without WQ_CGROUP (EINVAL), a missing
+ * cgroup (ENOENT) or one being removed (ENODEV).
+ */
+export const queueCgroupWork = (wq: Workqueue, work: unknown, cgroup: unknown): E.Either<CgtxError, boolean> => wq.queueCgroup(work, cgroup)
+
+/** queue_delayed_work: see {@link Workqueue.queueDelayed}. */
+export const queueDelayedWork = (wq: Workqueue, work: unknown, delayMs: unknown, options?: unknown): E.Either<CgtxError, boolean> =>
+  wq.queueDelayed(work, delayMs, options)
+
+/** flush_workqueue: see {@link Workqueue.flush}. */
+export const flushWorkqueue = (wq: Workqueue): Promise<void> => wq.flush()
+
+/** drain_workqueue: see {@link Workqueue.drain}. */
+export const drainWorkqueue = (wq: Workqueue): Promise<void> => wq.drain()
+
+/** destroy_workqueue: see {@link Workqueue.destroy}. */
+export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, void>> => wq.destroy()
+
+/**
+ * flush_work: waits until the last queued instance of `work` has finished.
+ * Resolves `true` if it waited, `false` if the work was idle.
+ */
+export const flushWork = (work: Work): Promise<boolean> => {
+  if (!(work instanceof Work)) return Promise.resolve(false)
+  const runner = work.runningOn as Worker | undefined
+  if (!work.pending && runner === undefined) return Promise.resolve(false)
+  const seq = work.pending ? work.queuedSeq : runner!.currentSeq
+  return waitFor(work, seq).then(() => true)
+}
+
+const waitFor = (work: Work, seq: number): Promise<void> => {
+  if (work.finishedSeq >= seq) return Promise.resolve()
+  return new Promise((resolve) => {
+    ;(work.waiters ??= []).push({ seq, resolve })
+  })
+}
+
+/**
+ * cancel_work_sync: takes a pending instance back (from its timer, worklist
+ * or overflow list; its cgroup reference is released) and waits for a
+ * running one to finish. Queue attempts made meanwhile return `false`. On
+ * return the work is neither pending nor running. Resolves `true` if it was
+ * pending.
+ */
+export const cancelWorkSync = (work: Work): Promise<boolean> => {
+  if (!(work instanceof Work)) return Promise.resolve(false)
+  if (work.canceling !== undefined) return work.canceling.then(() => false)
+  const wasPending = work.pending
+  const system = systemOf(work)
+  if (wasPending) system?.steal(work)
+  work.pending = true
+  const runner = work.runningOn as Worker | undefined
+  const running = runner === undefined ? Promise.resolve() : waitFor(work, runner.currentSeq)
+  const canceling = running.then(() => {
+    work.pending = false
+    work.canceling = undefined
+    return wasPending
+  })
+  work.canceling = canceling
+  return canceling
+}
+
+const systemOf = (work: Work): WorkqueueSystem | undefined => {
+  if (work.place === 'timer') return (work.holder as Workqueue).system
+  const pwq = work.pwq as Pwq | undefined
+  return pwq === undefined ? undefined : (pwq.wq as Workqueue).system
+}

@@ -1,0 +1,111 @@
+/**
+ * Work items. A {@link Work} is a function plus the state the kernel keeps
+ * in a `work_struct`'s data word: the PENDING bit, where the pending instance
+ * sits (timer, worklist, overflow list, a worker's scheduled list, a
+ * rescuer's mayday list), which worker runs it now, and for a cgroup work the
+ * cgroups the pending instance was queued for. A work can be pending and
+ * running at once (requeued while it runs) but is never run by two workers
+ * at the same time.
+ *
+ * @module work
+ */
+import type { Cgroup } from '@cgtx/core'
+import type { Timer } from '@cgtx/core'
+import * as E from 'fp-ts/lib/Either.js'
+import * as t from 'io-ts'
+import { badArgument, type BadArgument } from '@cgtx/core'
+
+/** What a work runs: synchronous or asynchronous JavaScript. It receives its own {@link Work}. */
+export type WorkFunction = (work: Work) => void | PromiseLike<void>
+
+/** Where a pending instance waits. */
+export type WorkPlace = 'none' | 'timer' | 'worklist' | 'inactive' | 'scheduled' | 'mayday'
+
+/** A work that threw or rejected; the worker carried on with the next one. */
+export interface WorkFailure {
+  readonly work: Work
+  readonly workqueue: string
+  readonly worker: number
+  readonly error: unknown
+  readonly at: number
+}
+
+/** A work item. Create one with {@link createWork}. */
+export class Work {
+  /** @internal PENDING bit. */
+  pending = false
+  /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
+  canceling: Promise<boolean> | undefined = undefined
+  /** @internal Where the pending instance is. */
+  place: WorkPlace = 'none'
+  /** @internal The pool_workqueue the pending instance belongs to. */
+  pwq: unknown = undefined
+  /** @internal The list holder for `scheduled` / `mayday` / `handover` places. */
+  holder: unknown = undefined
+  /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
+  cgroups: ReadonlyArray<Cgroup> | undefined = undefined
+  /** @internal Flush colour of the pending instance. */
+  color = 0
+  /** @internal Delay timer of a pending delayed instance. */
+  timer: Timer | undefined = undefined
+  /** @internal CPU asked for when queued (delayed works remember it until the timer fires). */
+  cpu: number | undefined = undefined
+  /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
+  handoverTo: number | undefined = undefined
+  /** @internal Worker running an instance now. */
+  runningOn: unknown = undefined
+  /** @internal Sequence number of the latest queued instance, and of the latest finished or cancelled one. */
+  queuedSeq = 0
+  finishedSeq = 0
+  /** @internal flushWork waiters: resolved once `finishedSeq` reaches `seq`. */
+  waiters: Array<{ readonly seq: number; readonly resolve: () => void }> | undefined = undefined
+  /** Completed runs (including ones that threw). */
+  runs = 0
+  /** Runs that threw or rejected, most recent last. */
+  readonly failures: Array<unknown> = []
+
+  /** @internal Use {@link createWork}. */
+  constructor(
+    readonly fn: WorkFunction,
+    readonly name: string,
+  ) {}
+
+  /** True while an instance is queued (work_pending). */
+  get isPending(): boolean {
+    return this.pending
+  }
+
+  /** True while a worker runs it. */
+  get isRunning(): boolean {
+    return this.runningOn !== undefined
+  }
+
+  /** @internal An instance finished or was cancelled: wake flushWork callers waiting for it. */
+  settle(seq: number): void {
+    if (seq > this.finishedSeq) this.finishedSeq = seq
+    const waiters = this.waiters
+    if (waiters === undefined) return
+    const still: typeof waiters = []
+    for (const waiter of waiters) {
+      if (waiter.seq <= this.finishedSeq) waiter.resolve()
+      else still.push(waiter)
+    }
+    this.waiters = still.length === 0 ? undefined : still
+  }
+}
+
+const WorkFunctionCodec = t.Function
+/** Decodes a work argument: a {@link Work} made by {@link createWork}. */
+export const WorkCodec = new t.Type<Work, Work, unknown>(
+  'Work',
+  (u): u is Work => u instanceof Work,
+  (u, c) => (u instanceof Work ? t.success(u) : t.failure(u, c)),
+  t.identity,
+)
+
+/** INIT_WORK: a work item running `fn`. A non-function is a {@link BadArgument}. */
+export const createWork = (fn: unknown, name?: unknown): E.Either<BadArgument, Work> => {
+  if (!WorkFunctionCodec.is(fn)) return E.left(badArgument('fn', fn, 'a function (work) => void | Promise<void>'))
+  if (name !== undefined && typeof name !== 'string') return E.left(badArgument('name', name, 'string'))
+  return E.right(new Work(fn as WorkFunction, name ?? (fn.name === '' ? 'work' : fn.name)))
+}
