@@ -29,6 +29,7 @@ export type Errno =
   | 'ENOTDIR'
   | 'EISDIR'
   | 'EIO'
+  | 'EOVERFLOW'
 
 /** The errno names as a list, for codecs and exhaustive tests. */
 export const errnos: ReadonlyArray<Errno> = [
@@ -48,6 +49,7 @@ export const errnos: ReadonlyArray<Errno> = [
   'ENOTDIR',
   'EISDIR',
   'EIO',
+  'EOVERFLOW',
 ]
 
 /** An input that failed to decode; nothing was changed. */
