@@ -51,6 +51,8 @@ interface Burn {
   readonly competes: Cgroup
   readonly charged: Cgroup
   readonly cpu: number
+  /** Clock time it became runnable: it shares only ticks that start after. */
+  readonly since: number
   remaining: number
   readonly resolve: () => void
 }
@@ -89,7 +91,7 @@ export class CpuScheduler {
     if (ms <= 0) return Promise.resolve()
     const cpu = this.pickCpu(allowed)
     return new Promise<void>((resolve) => {
-      this.runnable[cpu]!.push({ competes, charged, cpu, remaining: ms, resolve })
+      this.runnable[cpu]!.push({ competes, charged, cpu, since: this.clock.now(), remaining: ms, resolve })
       this.arm()
     })
   }
@@ -134,8 +136,9 @@ export class CpuScheduler {
     for (const queue of this.runnable) {
       if (queue.length === 0) continue
       const grants = new Map<Burn, number>()
-      this.share(queue.filter((burn) => !this.throttled(burn.competes, now)), this.tickMs, undefined, grants)
-      for (const burn of queue) {
+      const eligible = queue.filter((burn) => burn.since <= now - this.tickMs + EPSILON)
+      this.share(eligible.filter((burn) => !this.throttled(burn.competes, now)), this.tickMs, undefined, grants)
+      for (const burn of eligible) {
         const wanted = grants.get(burn) ?? 0
         if (wanted <= 0) {
           this.noteThrottled(burn.competes, now)

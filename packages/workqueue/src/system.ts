@@ -418,6 +418,9 @@ export class WorkqueueSystem implements PoolHost {
   createWorkqueue(options: unknown): E.Either<CgtxError, Workqueue> {
     const decoded = decode(WorkqueueOptions, options, 'options')
     if (E.isLeft(decoded)) return decoded
+    const unknown = unknownKey(options, ['name', 'flags', 'maxActive', 'ordered', 'strategy', 'threads'], 'options') ??
+      unknownKey((options as { flags?: unknown }).flags, ['unbound', 'cgroup', 'memReclaim', 'highpri', 'cpuIntensive'], 'options.flags')
+    if (unknown !== undefined) return E.left(unknown)
     const spec = decoded.right
     const flags = spec.flags ?? {}
     const unbound = (flags.unbound ?? false) || (spec.ordered ?? false)
@@ -782,6 +785,13 @@ export class WorkqueueSystem implements PoolHost {
   }
 }
 
+// io-ts strips unknown keys; a misspelt option or flag is refused instead.
+const unknownKey = (input: unknown, known: ReadonlyArray<string>, field: string): CgtxError | undefined => {
+  if (typeof input !== 'object' || input === null) return undefined
+  const extra = Object.keys(input).find((key) => !known.includes(key))
+  return extra === undefined ? undefined : badArgument(`${field}.${extra}`, (input as Record<string, unknown>)[extra], `one of ${known.join(', ')}`)
+}
+
 const pickCpuHierarchy = (host: Host, name: string | undefined): Hierarchy | undefined => {
   if (name !== undefined) return host.hierarchy(name)
   const cpu = host.subsystemId('cpu')
@@ -829,10 +839,9 @@ export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, voi
  */
 export const flushWork = (work: Work): Promise<boolean> => {
   if (!(work instanceof Work)) return Promise.resolve(false)
-  const runner = work.runningOn as Worker | undefined
-  if (!work.pending && runner === undefined) return Promise.resolve(false)
-  const seq = work.pending ? work.queuedSeq : runner!.currentSeq
-  return waitFor(work, seq).then(() => true)
+  if (work.pending) return waitFor(work, work.queuedSeq).then(() => true)
+  if (work.runningOn === undefined) return Promise.resolve(false)
+  return new Promise<boolean>((resolve) => (work.runWaiters ??= []).push(() => resolve(true)))
 }
 
 const waitFor = (work: Work, seq: number): Promise<void> => {
@@ -856,8 +865,8 @@ export const cancelWorkSync = (work: Work): Promise<boolean> => {
   const system = systemOf(work)
   if (wasPending) system?.steal(work)
   work.pending = true
-  const runner = work.runningOn as Worker | undefined
-  const running = runner === undefined ? Promise.resolve() : waitFor(work, runner.currentSeq)
+  const running =
+    work.runningOn === undefined ? Promise.resolve() : new Promise<void>((resolve) => (work.runWaiters ??= []).push(resolve))
   const canceling = running.then(() => {
     work.pending = false
     work.canceling = undefined

@@ -57,6 +57,8 @@ export class Work {
   /** @internal Sequence number of the latest queued instance, and of the latest finished or cancelled one. */
   queuedSeq = 0
   finishedSeq = 0
+  /** @internal Waiters for the running instance to finish (cancelWorkSync). */
+  runWaiters: Array<() => void> | undefined = undefined
   /** @internal flushWork waiters: resolved once `finishedSeq` reaches `seq`. */
   waiters: Array<{ readonly seq: number; readonly resolve: () => void }> | undefined = undefined
   /** Completed runs (including ones that threw). */

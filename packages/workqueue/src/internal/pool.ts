@@ -615,6 +615,11 @@ export class Worker {
     }
     work.runningOn = undefined
     work.runs++
+    const runWaiters = work.runWaiters
+    if (runWaiters !== undefined) {
+      work.runWaiters = undefined
+      for (const resolve of runWaiters) resolve()
+    }
     this.current = undefined
     this.slot.work = undefined
     this.slot.target = undefined
