@@ -15,7 +15,7 @@ import { decode } from './codecs.ts'
 import { badArgument, isCgtxError, systemError, type CgtxError, type Errno } from './errors.ts'
 import type { Host } from './host.ts'
 import { kstrtoint, kstrtoll, strstrip } from './internal/kstrto.ts'
-import { drive, isPromiseLike, type MaybePromise } from './internal/settle.ts'
+import { isPromiseLike, type MaybePromise } from './internal/settle.ts'
 import { changeSubtreeControl, controllersOf, parseSubtreeControl } from './internal/subtreeControl.ts'
 import type { ControlFile } from './subsystem.ts'
 
@@ -89,8 +89,10 @@ const writeLimit = (apply: (value: number) => void) => (fs: VirtualCgroupFs, _cg
   })
 }
 
+// A u64 file (write_u64): kstrtoull, base 0, no whitespace stripped but one trailing newline, no minus sign.
 const writeFlag = (apply: (cgroup: Cgroup, value: boolean) => void) => (_fs: VirtualCgroupFs, cgroup: Cgroup, value: string, operation: string): Reply<void> => {
-  const parsed = kstrtoll(strstrip(value))
+  if (value.startsWith('-')) return fail('EINVAL', operation)
+  const parsed = kstrtoll(value, 0)
   if (typeof parsed === 'string') return fail(parsed, operation)
   apply(cgroup, parsed !== 0n)
   return E.right(undefined)
@@ -157,7 +159,7 @@ const coreFiles: ReadonlyArray<CoreFile> = [
     write: (fs, cgroup, value, operation, wait) => {
       const parsed = parseSubtreeControl(fs.host, value)
       if (E.isLeft(parsed)) return fail(parsed.left, operation)
-      return drive(changeSubtreeControl(fs.host, cgroup, parsed.right, { sleep: wait, guard: {} }))
+      return changeSubtreeControl(fs.host, cgroup, parsed.right, { sleep: wait, guard: {} })
     },
   },
   readOnly('cgroup.stat', 'all', ['v2'], (fs, cgroup) => E.right(fs.stat(cgroup))),

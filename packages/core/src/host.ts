@@ -24,7 +24,7 @@ import { SleepLock } from './locks.ts'
 import { Trace } from './trace.ts'
 import { CssSetTable } from './internal/cssSetTable.ts'
 import { migrate, type AttachReport } from './internal/migration.ts'
-import { drive, isPromiseLike, type MaybePromise } from './internal/settle.ts'
+import { isPromiseLike, type MaybePromise } from './internal/settle.ts'
 import type { ForkContext, Subsystem } from './subsystem.ts'
 import { Mm, Task, ThreadGroup, type TaskFlags } from './task.ts'
 
@@ -637,7 +637,7 @@ export class Host {
     return () => {
       const decoded = decodeAttachRequest(request)
       if (E.isLeft(decoded)) return Promise.resolve(decoded)
-      return Promise.resolve(drive(migrate(this, decoded.right, { sleep: true })))
+      return Promise.resolve(migrate(this, decoded.right, { sleep: true }))
     }
   }
 
@@ -651,7 +651,7 @@ export class Host {
     const decoded = decodeAttachRequest(request)
     if (E.isLeft(decoded)) return decoded
     const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
-    const outcome = drive(migrate(this, decoded.right, { sleep: false, guard }))
+    const outcome = migrate(this, decoded.right, { sleep: false, guard })
     if (!isPromiseLike(outcome)) return outcome
     return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
   }

@@ -15,6 +15,8 @@ export const strstrip = (value: string): string => value.replace(SPACE, '')
  * bigint, or the errno: EINVAL for junk, ERANGE for overflow of 64 bits.
  */
 export const kstrtoll = (value: string, base: 0 | 10 = 10): bigint | 'EINVAL' | 'ERANGE' => {
+  // Callers from plain JavaScript may pass anything; the kernel only ever sees bytes.
+  if (typeof value !== 'string') return 'EINVAL'
   const text = value.endsWith('\n') ? value.slice(0, -1) : value
   const match = /^([+-]?)(.*)$/s.exec(text)!
   const sign = match[1] === '-' ? -1n : 1n

@@ -3,9 +3,10 @@
  * commit → attach → (locks drop) → postAttach, with abortSpin / abortSleep
  * on failure, exactly as the phase table in DESIGN.md specifies.
  *
- * Written as a generator that yields only where something must wait, and
- * driven by `drive`, so an uncontended transaction through synchronous
- * subsystems runs without creating a single promise.
+ * Sync-first: every step runs synchronously and returns its result unless
+ * something must wait (a contended lock, a callback that returns a promise);
+ * only then does it return a promise that continues from that point. An
+ * uncontended transaction through synchronous subsystems creates no promise.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type { Cgroup } from '../cgroup.ts'
@@ -17,7 +18,7 @@ import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
-import { isPromiseLike, type Settled } from './settle.ts'
+import { isPromiseLike, type MaybePromise, type Settled } from './settle.ts'
 
 /** What a successful transaction did. */
 export interface AttachReport {
@@ -226,11 +227,7 @@ const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: Subsyst
 }
 
 /** The transaction; see the module comment. */
-export function* migrate(
-  host: Host,
-  request: AttachRequest,
-  options: MigrateOptions,
-): Generator<PromiseLike<unknown>, E.Either<CgtxError, AttachReport>, Settled> {
+export const migrate = (host: Host, request: AttachRequest, options: MigrateOptions): MaybePromise<E.Either<CgtxError, AttachReport>> => {
   // Built only when an error or the trace is read: the happy path formats nothing.
   const operation = describeLater(request)
   const refs = Array.isArray(request.to) ? request.to : [request.to]
@@ -248,64 +245,89 @@ export function* migrate(
     if (cgroup === undefined) return E.left(systemError('ENOENT', operation()))
     destinations.push(cgroup)
   }
-  const first = destinations[0]
-  if (first === undefined) return E.left(badDestination(request.to, 0, refs, 'at least one destination'))
+  if (destinations.length === 0) return E.left(badDestination(request.to, 0, refs, 'at least one destination'))
 
   const owner = {}
-  if (!host.mutex.tryAcquire(owner)) {
-    if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
-    yield host.mutex.acquire(owner) as Promise<void>
+  const locked: Array<ThreadGroup> = []
+  const release = (): void => {
+    for (const group of locked) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
+    host.mutex.release(owner)
   }
-  const txId = host.newTransaction()
-  const lockedGroups: Array<ThreadGroup> = []
-  try {
-    for (const cgroup of destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
-
-    // Find the task(s) under the mutex, as cgroup_procs_write_start does.
-    let leader: Task | undefined
-    let source: Cgroup | undefined
-    if (request.mode === 'all') {
-      source = first.hierarchy.lookup(request.from)
-      if (source === undefined) return E.left(systemError('ENOENT', operation()))
-    } else {
-      leader = host.task(request.pid)
-      if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
-      if (request.mode === 'process') leader = leader.group.leader
-      if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
+  const underMutex = (): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+    try {
+      return whenSettled(migrateLocked(host, request, options, owner, operation, destinations, locked), release)
+    } catch (error) {
+      release()
+      throw error
     }
+  }
+  if (host.mutex.tryAcquire(owner)) return underMutex()
+  if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
+  return Promise.resolve(host.mutex.acquire(owner)).then(underMutex)
+}
 
-    // Keep fork / exec / exit out of every process involved.
-    const locked = yield* lockThreadGroups(leader, source === undefined ? [] : [source], owner, lockedGroups, options.sleep)
-    if (!locked) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
+// Runs `cleanup` once `result` is settled, now or later.
+const whenSettled = <A>(result: MaybePromise<A>, cleanup: () => void): MaybePromise<A> => {
+  if (!isPromiseLike(result)) {
+    cleanup()
+    return result
+  }
+  return Promise.resolve(result).finally(cleanup)
+}
 
+// Holding the group mutex: find the tasks, lock their processes, vet, build
+// the taskset, run the phases.
+const migrateLocked = (
+  host: Host,
+  request: AttachRequest,
+  options: MigrateOptions,
+  owner: object,
+  operation: () => string,
+  destinations: ReadonlyArray<Cgroup>,
+  locked: Array<ThreadGroup>,
+): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+  const txId = host.newTransaction()
+  for (const cgroup of destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
+
+  // Find the task(s) under the mutex, as cgroup_procs_write_start does.
+  let leader: Task | undefined
+  let source: Cgroup | undefined
+  if (request.mode === 'all') {
+    source = destinations[0]!.hierarchy.lookup(request.from)
+    if (source === undefined) return E.left(systemError('ENOENT', operation()))
+  } else {
+    leader = host.task(request.pid)
+    if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
+    if (request.mode === 'process') leader = leader.group.leader
+    if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
+  }
+
+  const withGroupsLocked = (done: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+    if (!done) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
     // Per-hierarchy checks on the destinations (v2 rules).
     for (const dst of destinations) {
       const refused = vetDestination(host, dst, request.mode, leader)
       if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
     }
-
     // Build the taskset: live tasks whose css_set changes.
-    const candidates: Array<Task> =
-      request.mode === 'all' ? [...source!.tasks()] : request.mode === 'process' ? [...leader!.group.threads] : [leader!]
     const entries: Array<MigrationEntry> = []
     const skipped: Array<number> = []
-    for (const task of candidates) {
+    const consider = (task: Task): void => {
       if (task.state !== 'running') {
         if (task.state === 'exiting') skipped.push(task.tid)
-        continue
+        return
       }
       const to = destinationCssSet(host, task.cssSet, destinations)
       if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
     }
-    if (entries.length === 0) {
-      return E.right({ transaction: txId, moved: [], skipped, subsystems: [] })
-    }
-
-    return yield* runPhases(host, txId, owner, operation, request.mode, entries, destinations, lockedGroups, options, skipped)
-  } finally {
-    for (const group of lockedGroups) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
-    host.mutex.release(owner)
+    if (request.mode === 'thread') consider(leader!)
+    else for (const task of request.mode === 'process' ? [...leader!.group.threads] : [...source!.tasks()]) consider(task)
+    if (entries.length === 0) return E.right({ transaction: txId, moved: [], skipped, subsystems: [] })
+    return runPhases(host, txId, owner, operation, request.mode, entries, destinations, locked, options, skipped)
   }
+  // Keep fork / exec / exit out of every process involved.
+  const done = lockThreadGroups(leader, source === undefined ? [] : [source], owner, locked, options.sleep)
+  return isPromiseLike(done) ? Promise.resolve(done).then(withGroupsLocked) : withGroupsLocked(done)
 }
 
 /**
@@ -313,7 +335,7 @@ export function* migrate(
  * mutex and the thread-group locks held by `owner`. Releases the thread-group
  * locks before postAttach; the caller releases the mutex.
  */
-export function* runPhases(
+export const runPhases = (
   host: Host,
   txId: number,
   owner: object,
@@ -324,178 +346,233 @@ export function* runPhases(
   lockedGroups: Array<ThreadGroup>,
   options: MigrateOptions,
   skipped: ReadonlyArray<number> = [],
-): Generator<PromiseLike<unknown>, E.Either<SystemError, AttachReport>, Settled> {
-  const trace = host.trace
+): MaybePromise<E.Either<SystemError, AttachReport>> => {
   // Subsystems whose css changes for some task, in id order.
-  const called: Array<number> = []
+  const tx = new Transaction(host, txId, mode, operation, entries, destinations)
+  const contexts: Array<SubsystemContext> = []
   for (let id = 0; id < host.subsystems.length; id++) {
     for (const entry of entries) {
       if (entry.from.css[id] === entry.to.css[id]) continue
-      called.push(id)
+      contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id))
       break
     }
   }
-  const tx = new Transaction(host, txId, mode, operation, entries, destinations)
-  const contexts: Array<SubsystemContext> = []
-  for (const id of called) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id))
-  trace.tick()
-  trace.record(txId, undefined, 'begin', 'ok', operation)
+  host.trace.tick()
+  host.trace.record(txId, undefined, 'begin', 'ok', operation)
+  return new Phases(tx, contexts, owner, lockedGroups, options, skipped).prepareSleep(0)
+}
 
-  // --- prepareSleep
-  let failure: SystemError | undefined
-  const preparedSleep: Array<SubsystemContext> = []
-  tx.phase = 'prepareSleep'
-  for (const ctx of contexts) {
-    const prepare = ctx.subsystem.prepareSleep
-    if (prepare === undefined) {
-      preparedSleep.push(ctx)
-      continue
-    }
-    let outcome = invoke(prepare, ctx)
-    let slept = false
-    if (outcome.ok && isPromiseLike(outcome.value)) {
-      if (!options.sleep) {
-        slept = true
-        options.guard!.result ??= E.left(
-          faultError(operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' }),
-        )
+type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
+
+const settle = (promise: PromiseLike<unknown>): Promise<Settled> =>
+  Promise.resolve(promise).then(
+    (value): Settled => ({ ok: true, value }),
+    (error): Settled => ({ ok: false, error }),
+  )
+
+/**
+ * The phase sequence as methods that run synchronously until a callback
+ * returns a promise, and continue from that callback once it settles. Plain
+ * functions rather than a generator: V8 optimises these, and the synchronous
+ * path allocates no promise.
+ */
+class Phases {
+  private readonly preparedSleep: Array<SubsystemContext> = []
+  private readonly preparedSpin: Array<SubsystemContext> = []
+  private failure: SystemError | undefined
+  private report: AttachReport | undefined
+
+  constructor(
+    private readonly tx: Transaction,
+    private readonly contexts: ReadonlyArray<SubsystemContext>,
+    private readonly owner: object,
+    private readonly lockedGroups: Array<ThreadGroup>,
+    private readonly options: MigrateOptions,
+    private readonly skipped: ReadonlyArray<number>,
+  ) {}
+
+  prepareSleep(from: number): Outcome {
+    const { tx, contexts, options } = this
+    tx.phase = 'prepareSleep'
+    for (let i = from; i < contexts.length; i++) {
+      const ctx = contexts[i]!
+      const prepare = ctx.subsystem.prepareSleep
+      if (prepare === undefined) {
+        this.preparedSleep.push(ctx)
+        continue
       }
-      outcome = yield outcome.value
-      trace.tick()
+      const outcome = invoke(prepare, ctx)
+      if (outcome.ok && isPromiseLike(outcome.value)) {
+        // In a synchronous attach a sleeping prepare is a fault; the caller
+        // gets it now, and the stray is waited for (and undone) before the
+        // group mutex is released.
+        let slept: SystemError | undefined
+        if (!options.sleep) {
+          slept = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' })
+          options.guard!.result ??= E.left(slept)
+        }
+        return settle(outcome.value).then((settled) => {
+          tx.host.trace.tick()
+          return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
+        })
+      }
+      if (!this.preparedSleepOne(ctx, outcome, undefined)) return this.abort()
     }
-    const refused = failureOf(tx, ctx.subsystem, 'prepareSleep', outcome)
-    if (refused === undefined) preparedSleep.push(ctx)
-    if (refused !== undefined || slept) {
-      failure = refused ?? (options.guard!.result as E.Left<CgtxError>).left as SystemError
-      trace.record(txId, ctx.subsystem.name, 'prepareSleep', refused?.fault !== undefined || slept ? 'fault' : 'failed', describeFailure(failure))
-      break
-    }
-    trace.record(txId, ctx.subsystem.name, 'prepareSleep', 'ok')
+    return this.prepareSpin()
   }
 
-  // --- prepareSpin: synchronous only; a promise or a sleeping lock is a fault.
-  const preparedSpin: Array<SubsystemContext> = []
-  if (failure === undefined) {
+  // Records one prepareSleep outcome; false if the transaction fails here.
+  private preparedSleepOne(ctx: SubsystemContext, outcome: Settled, slept: SystemError | undefined): boolean {
+    const refused = failureOf(this.tx, ctx.subsystem, 'prepareSleep', outcome)
+    if (refused === undefined) this.preparedSleep.push(ctx)
+    const failure = refused ?? slept
+    if (failure === undefined) {
+      this.tx.host.trace.record(this.tx.id, ctx.subsystem.name, 'prepareSleep', 'ok')
+      return true
+    }
+    this.failure = failure
+    this.tx.host.trace.record(this.tx.id, ctx.subsystem.name, 'prepareSleep', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+    return false
+  }
+
+  // Synchronous only: a promise or a sleeping lock is a fault.
+  private prepareSpin(): Outcome {
+    const { tx, contexts, options } = this
     tx.phase = 'prepareSpin'
     tx.spin = true
     for (const ctx of contexts) {
       const prepare = ctx.subsystem.prepareSpin
       if (prepare === undefined) {
-        preparedSpin.push(ctx)
+        this.preparedSpin.push(ctx)
         continue
       }
       const outcome = invoke(prepare, ctx)
       if (outcome.ok && isPromiseLike(outcome.value)) {
-        failure = faultError(operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
+        const failure = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
+        this.failure = failure
         if (!options.sleep) options.guard!.result ??= E.left(failure)
-        trace.record(txId, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
+        tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
         // Wait for the stray to settle; if it succeeded it must be undone too.
-        const settled = yield outcome.value
-        trace.tick()
-        if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) preparedSpin.push(ctx)
-        break
+        return settle(outcome.value).then((settled) => {
+          tx.host.trace.tick()
+          if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) this.preparedSpin.push(ctx)
+          return this.abort()
+        })
       }
       const refused = failureOf(tx, ctx.subsystem, 'prepareSpin', outcome)
       if (refused !== undefined) {
-        failure = refused
-        trace.record(txId, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
-        break
+        this.failure = refused
+        tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
+        return this.abort()
       }
-      preparedSpin.push(ctx)
-      trace.record(txId, ctx.subsystem.name, 'prepareSpin', 'ok')
+      this.preparedSpin.push(ctx)
+      tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'ok')
     }
+    return this.commit()
   }
 
-  if (failure !== undefined) {
-    // --- abort: abortSpin on those whose prepareSpin succeeded, then abortSleep.
+  // abortSpin on those whose prepareSpin succeeded, then abortSleep.
+  private abort(): Outcome {
+    const tx = this.tx
     tx.outcome = 'aborted'
     tx.phase = 'abortSpin'
-    for (const ctx of ordered(host.abortOrder, preparedSpin)) {
+    for (const ctx of ordered(tx.host.abortOrder, this.preparedSpin)) {
       const abort = ctx.subsystem.abortSpin
-      if (abort === undefined) continue
-      const outcome = invoke(abort, ctx)
-      recordInfallible(tx, ctx, 'abortSpin', outcome, false)
+      if (abort !== undefined) recordInfallible(tx, ctx, 'abortSpin', invoke(abort, ctx), false)
     }
     tx.spin = false
+    return this.abortSleep(ordered(tx.host.abortOrder, this.preparedSleep), 0)
+  }
+
+  private abortSleep(order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
+    const tx = this.tx
     tx.phase = 'abortSleep'
-    for (const ctx of ordered(host.abortOrder, preparedSleep)) {
+    for (let i = from; i < order.length; i++) {
+      const ctx = order[i]!
       const abort = ctx.subsystem.abortSleep
       if (abort === undefined) continue
-      let outcome = invoke(abort, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value)) {
-          outcome = yield outcome.value
+      const outcome = invoke(abort, ctx)
+      if (outcome.ok && isPromiseLike(outcome.value))
+        return settle(outcome.value).then((settled) => {
           tx.host.trace.tick()
-        }
+          recordInfallible(tx, ctx, 'abortSleep', settled, true)
+          return this.abortSleep(order, i + 1)
+        })
       recordInfallible(tx, ctx, 'abortSleep', outcome, true)
     }
     tx.releaseAll()
-    yield* postAttach(tx, contexts, lockedGroups, owner)
-    trace.record(txId, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
-    return E.left(failure)
+    return this.postAttach(0)
   }
 
-  // --- commit point: every task's css_set pointer switches at once.
-  for (const entry of entries) host.moveTask(entry.task, entry.to)
-  tx.outcome = 'committed'
-  trace.record(txId, undefined, 'commit-point', 'ok', `${entries.length} task(s)`)
-  const report: AttachReport = {
-    transaction: txId,
-    moved: tidsOf(entries),
-    skipped,
-    subsystems: namesOf(contexts),
+  // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
+  private commit(): Outcome {
+    const { tx, contexts, options } = this
+    for (const entry of tx.tasks) tx.host.moveTask(entry.task, entry.to)
+    tx.outcome = 'committed'
+    tx.host.trace.record(tx.id, undefined, 'commit-point', 'ok', tx.tasks.length === 1 ? '1 task' : `${tx.tasks.length} tasks`)
+    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: namesOf(contexts) }
+    if (!options.sleep) options.guard!.result = E.right(this.report)
+    tx.phase = 'commit'
+    for (const ctx of contexts) {
+      const commit = ctx.subsystem.commit
+      if (commit !== undefined) recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
+    }
+    tx.spin = false
+    tx.releaseAll()
+    return this.attach(0)
   }
-  if (!options.sleep) options.guard!.result = E.right(report)
 
-  // --- commit: cannot fail; a throw is recorded and the rest still commit.
-  tx.phase = 'commit'
-  for (const ctx of contexts) {
-    const commit = ctx.subsystem.commit
-    if (commit === undefined) continue
-    recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
-  }
-  tx.spin = false
-  tx.releaseAll()
-
-  // --- attach (post-commit; may sleep, cannot fail)
-  tx.phase = 'attach'
-  for (const ctx of contexts) {
-    const attach = ctx.subsystem.attach
-    if (attach === undefined) continue
-    let outcome = invoke(attach, ctx)
-    if (outcome.ok && isPromiseLike(outcome.value)) {
-          outcome = yield outcome.value
+  // Post-commit: may sleep, cannot fail.
+  private attach(from: number): Outcome {
+    const { tx, contexts } = this
+    tx.phase = 'attach'
+    for (let i = from; i < contexts.length; i++) {
+      const ctx = contexts[i]!
+      const attach = ctx.subsystem.attach
+      if (attach === undefined) continue
+      const outcome = invoke(attach, ctx)
+      if (outcome.ok && isPromiseLike(outcome.value))
+        return settle(outcome.value).then((settled) => {
           tx.host.trace.tick()
-        }
-    recordInfallible(tx, ctx, 'attach', outcome, true)
+          recordInfallible(tx, ctx, 'attach', settled, true)
+          return this.attach(i + 1)
+        })
+      recordInfallible(tx, ctx, 'attach', outcome, true)
+    }
+    tx.releaseAll()
+    return this.postAttach(0)
   }
-  tx.releaseAll()
-  yield* postAttach(tx, contexts, lockedGroups, owner)
-  trace.record(txId, undefined, 'end', 'ok', `moved ${report.moved.length}`)
-  return E.right(report)
-}
 
-// postAttach runs after the thread-group locks drop, for every called
-// subsystem, success or failure.
-function* postAttach(
-  tx: Transaction,
-  contexts: ReadonlyArray<SubsystemContext>,
-  lockedGroups: Array<ThreadGroup>,
-  owner: object,
-): Generator<PromiseLike<unknown>, void, Settled> {
-  for (const group of lockedGroups) group.lock.releaseWrite(owner)
-  if (lockedGroups.length > 0) lockedGroups.length = 0
-  tx.phase = 'postAttach'
-  for (const ctx of contexts) {
-    const post = ctx.subsystem.postAttach
-    if (post === undefined) continue
-    let outcome = invoke(post, ctx)
-    if (outcome.ok && isPromiseLike(outcome.value)) {
-          outcome = yield outcome.value
+  // After the thread-group locks drop, for every called subsystem, success or failure.
+  private postAttach(from: number): Outcome {
+    const { tx, contexts } = this
+    if (from === 0) {
+      for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
+      if (this.lockedGroups.length > 0) this.lockedGroups.length = 0
+      tx.phase = 'postAttach'
+    }
+    for (let i = from; i < contexts.length; i++) {
+      const ctx = contexts[i]!
+      const post = ctx.subsystem.postAttach
+      if (post === undefined) continue
+      const outcome = invoke(post, ctx)
+      if (outcome.ok && isPromiseLike(outcome.value))
+        return settle(outcome.value).then((settled) => {
           tx.host.trace.tick()
-        }
-    recordInfallible(tx, ctx, 'postAttach', outcome, true)
+          recordInfallible(tx, ctx, 'postAttach', settled, true)
+          return this.postAttach(i + 1)
+        })
+      recordInfallible(tx, ctx, 'postAttach', outcome, true)
+    }
+    tx.releaseAll()
+    const failure = this.failure
+    if (failure !== undefined) {
+      tx.host.trace.record(tx.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+      return E.left(failure)
+    }
+    tx.host.trace.record(tx.id, undefined, 'end', 'ok', tx.tasks.length === 1 ? 'moved 1' : `moved ${tx.tasks.length}`)
+    return E.right(this.report!)
   }
-  tx.releaseAll()
 }
 
 // Callbacks that cannot fail: a throw, a rejection or a forbidden promise is
@@ -545,32 +622,40 @@ const badDestination = (refs: unknown, i: number, value: unknown, expected = 'a 
  * waiting (a fork in an unlocked process could add one). False if it would
  * have to wait and may not.
  */
-export function* lockThreadGroups(
+export const lockThreadGroups = (
   leader: Task | undefined,
   sources: ReadonlyArray<Cgroup>,
   owner: object,
   locked: Array<ThreadGroup>,
   sleep: boolean,
-): Generator<PromiseLike<unknown>, boolean, Settled> {
+): MaybePromise<boolean> => {
   // One process and nobody queued: the common case, no set, no sort.
   if (sources.length === 0 && leader !== undefined && locked.length === 0 && leader.group.lock.tryWrite(owner)) {
     locked.push(leader.group)
     return true
   }
-  for (;;) {
-    const wanted = new Set<ThreadGroup>()
-    if (leader !== undefined) wanted.add(leader.group)
-    for (const source of sources) for (const task of source.tasks()) wanted.add(task.group)
-    for (const group of locked) wanted.delete(group)
-    if (wanted.size === 0) return true
-    for (const group of [...wanted].sort((a, b) => a.tgid - b.tgid)) {
+  const wanted = new Set<ThreadGroup>()
+  if (leader !== undefined) wanted.add(leader.group)
+  for (const source of sources) for (const task of source.tasks()) wanted.add(task.group)
+  for (const group of locked) wanted.delete(group)
+  if (wanted.size === 0) return true
+  const pending = [...wanted].sort((a, b) => a.tgid - b.tgid)
+  const next = (i: number): MaybePromise<boolean> => {
+    for (; i < pending.length; i++) {
+      const group = pending[i]!
       if (!group.lock.tryWrite(owner)) {
         if (!sleep) return false
-        yield group.lock.write(owner) as Promise<void>
+        const resume = i + 1
+        return Promise.resolve(group.lock.write(owner)).then(() => {
+          locked.push(group)
+          return next(resume)
+        })
       }
       locked.push(group)
     }
+    return lockThreadGroups(leader, sources, owner, locked, sleep)
   }
+  return next(0)
 }
 
 // cgroup_migrate_vet_dst and the thread-domain check of __cgroup_procs_write.

@@ -13,7 +13,7 @@ import type { Host } from '../host.ts'
 import type { MigrationEntry } from '../subsystem.ts'
 import type { ThreadGroup } from '../task.ts'
 import { lockThreadGroups, runPhases, type MigrateOptions } from './migration.ts'
-import type { Settled } from './settle.ts'
+import { isPromiseLike, type MaybePromise } from './settle.ts'
 
 /** Parses a `cgroup.subtree_control` write into subsystem ids to enable and disable. */
 export const parseSubtreeControl = (
@@ -38,43 +38,69 @@ export const parseSubtreeControl = (
 }
 
 /** Applies parsed changes to `cgroup` (group mutex not yet held). */
-export function* changeSubtreeControl(
+export const changeSubtreeControl = (
   host: Host,
   cgroup: Cgroup,
   wanted: { readonly enable: ReadonlySet<number>; readonly disable: ReadonlySet<number> },
   options: MigrateOptions,
-): Generator<PromiseLike<unknown>, E.Either<CgtxError, void>, Settled> {
+): MaybePromise<E.Either<CgtxError, void>> => {
   const operation = `write ${cgroup.hierarchy.name}:${cgroup.path}/cgroup.subtree_control`
   const owner = {}
-  if (!host.mutex.tryAcquire(owner)) {
-    if (!options.sleep) return E.left(systemError('EAGAIN', operation, { reason: 'would block on cgroup_mutex' }))
-    yield host.mutex.acquire(owner) as Promise<void>
+  const locked: Array<ThreadGroup> = []
+  const release = (): void => {
+    for (const group of locked) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
+    host.mutex.release(owner)
   }
-  const lockedGroups: Array<ThreadGroup> = []
-  try {
-    if (cgroup.dead) return E.left(systemError('ENODEV', operation))
-    const available = controllersOf(cgroup)
-    const enable = new Set<number>()
-    const disable = new Set<number>()
-    for (const id of wanted.enable) {
-      if (cgroup.subtreeControl.has(id)) continue
-      if (!available.has(id)) return E.left(systemError('ENOENT', operation, { reason: `${host.subsystems[id]!.name} not available` }))
-      enable.add(id)
+  const underMutex = (): MaybePromise<E.Either<CgtxError, void>> => {
+    let result: MaybePromise<E.Either<CgtxError, void>>
+    try {
+      result = changeLocked(host, cgroup, wanted, options, owner, operation, locked)
+    } catch (error) {
+      release()
+      throw error
     }
-    for (const id of wanted.disable) {
-      if (!cgroup.subtreeControl.has(id)) continue
-      for (const child of cgroup.children.values())
-        if (child.subtreeControl.has(id)) return E.left(systemError('EBUSY', operation, { reason: `enabled in ${child.path}` }))
-      disable.add(id)
+    if (!isPromiseLike(result)) {
+      release()
+      return result
     }
-    if (enable.size === 0 && disable.size === 0) return E.right(undefined)
-    const vetted = vetEnable(host, cgroup, enable)
-    if (vetted !== undefined) return E.left(systemError(vetted, operation))
+    return Promise.resolve(result).finally(release)
+  }
+  if (host.mutex.tryAcquire(owner)) return underMutex()
+  if (!options.sleep) return E.left(systemError('EAGAIN', operation, { reason: 'would block on cgroup_mutex' }))
+  return Promise.resolve(host.mutex.acquire(owner)).then(underMutex)
+}
 
-    const below = [...cgroup.children.values()].flatMap((child) => [...child.subtree()])
-    const locked = yield* lockThreadGroups(undefined, below, owner, lockedGroups, options.sleep)
-    if (!locked) return E.left(systemError('EAGAIN', operation, { reason: 'would block on the thread-group lock' }))
+const changeLocked = (
+  host: Host,
+  cgroup: Cgroup,
+  wanted: { readonly enable: ReadonlySet<number>; readonly disable: ReadonlySet<number> },
+  options: MigrateOptions,
+  owner: object,
+  operation: string,
+  lockedGroups: Array<ThreadGroup>,
+): MaybePromise<E.Either<CgtxError, void>> => {
+  if (cgroup.dead) return E.left(systemError('ENODEV', operation))
+  const available = controllersOf(cgroup)
+  const enable = new Set<number>()
+  const disable = new Set<number>()
+  for (const id of wanted.enable) {
+    if (cgroup.subtreeControl.has(id)) continue
+    if (!available.has(id)) return E.left(systemError('ENOENT', operation, { reason: `${host.subsystems[id]!.name} not available` }))
+    enable.add(id)
+  }
+  for (const id of wanted.disable) {
+    if (!cgroup.subtreeControl.has(id)) continue
+    for (const child of cgroup.children.values())
+      if (child.subtreeControl.has(id)) return E.left(systemError('EBUSY', operation, { reason: `enabled in ${child.path}` }))
+    disable.add(id)
+  }
+  if (enable.size === 0 && disable.size === 0) return E.right(undefined)
+  const vetted = vetEnable(host, cgroup, enable)
+  if (vetted !== undefined) return E.left(systemError(vetted, operation))
 
+  const below = [...cgroup.children.values()].flatMap((child) => [...child.subtree()])
+  const apply = (done: boolean): MaybePromise<E.Either<CgtxError, void>> => {
+    if (!done) return E.left(systemError('EAGAIN', operation, { reason: 'would block on the thread-group lock' }))
     // New masks and css, then the taskset from the css_sets they imply.
     const created: Array<Css> = []
     const detached: Array<Css> = []
@@ -98,27 +124,27 @@ export function* changeSubtreeControl(
         if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
       }
     }
-    const result: E.Either<SystemError, unknown> =
-      entries.length === 0
-        ? E.right(undefined)
-        : yield* runPhases(host, host.newTransaction(), owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
-    if (E.isLeft(result)) {
-      for (const id of enable) cgroup.subtreeControl.delete(id)
-      for (const id of disable) cgroup.subtreeControl.add(id)
-      for (const css of created) css.cgroup.ownCss[css.subsystemId] = undefined
-      for (const css of detached) css.cgroup.ownCss[css.subsystemId] = css
-      host.cssGeneration++
-      return result
+    const finish = (result: E.Either<SystemError, unknown>): E.Either<CgtxError, void> => {
+      if (E.isLeft(result)) {
+        for (const id of enable) cgroup.subtreeControl.delete(id)
+        for (const id of disable) cgroup.subtreeControl.add(id)
+        for (const css of created) css.cgroup.ownCss[css.subsystemId] = undefined
+        for (const css of detached) css.cgroup.ownCss[css.subsystemId] = css
+        host.cssGeneration++
+        return result
+      }
+      for (const css of detached) {
+        css.cgroup.ownCss[css.subsystemId] = css
+        host.offlineCss(css)
+      }
+      return E.right(undefined)
     }
-    for (const css of detached) {
-      css.cgroup.ownCss[css.subsystemId] = css
-      host.offlineCss(css)
-    }
-    return E.right(undefined)
-  } finally {
-    for (const group of lockedGroups) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
-    host.mutex.release(owner)
+    if (entries.length === 0) return finish(E.right(undefined))
+    const ran = runPhases(host, host.newTransaction(), owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
+    return isPromiseLike(ran) ? Promise.resolve(ran).then(finish) : finish(ran)
   }
+  const done = lockThreadGroups(undefined, below, owner, lockedGroups, options.sleep)
+  return isPromiseLike(done) ? Promise.resolve(done).then(apply) : apply(done)
 }
 
 /** `cgroup.controllers`: what the root has bound, or what the parent enables. */
