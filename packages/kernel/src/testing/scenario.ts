@@ -16,7 +16,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import { readdirSync, readFileSync } from 'node:fs'
 import { release } from 'node:os'
 import * as t from 'io-ts'
-import { decode, FsPath, Host, systemError, VirtualCgroupFs, type CgtxError, type Subsystem, type Task } from '@cgtx/core'
+import { decode, FsPath, Host, kstrtoint, strstrip, systemError, VirtualCgroupFs, type CgtxError, type Subsystem, type Task } from '@cgtx/core'
 import { KernelCgroupFs } from '../cgroupfs.ts'
 import type { Puppet } from './puppet.ts'
 import { Sandbox, sandboxHierarchies } from './sandbox.ts'
@@ -95,7 +95,6 @@ abstract class Side implements Runner {
     /** The sandbox directory name inside every hierarchy. */
     readonly prefix: string,
     readonly hierarchies: ReadonlyArray<string>,
-    private readonly v2: ReadonlySet<string>,
   ) {}
 
   abstract run(step: Step): Promise<Answer>
@@ -108,8 +107,15 @@ abstract class Side implements Runner {
     return E.right(['', mount, this.prefix, ...rest].join('/'))
   }
 
-  /** Replaces `$name` by its pid on this side; a reaped name cannot be used (its pid may belong to someone else). */
+  /**
+   * Replaces `$name` by its pid on this side; a reaped name cannot be used
+   * (its pid may belong to someone else). A value that means "the writer
+   * itself" (`0`, `-0`, …) is refused: on the kernel it would move the test
+   * runner's own process.
+   */
   protected substitute(value: string): E.Either<string, string> {
+    const literal = kstrtoint(strstrip(value), 0)
+    if (literal === 0) return E.left('a pid of 0 moves the writer itself; scenarios may not use it')
     let problem: string | undefined
     const replaced = value.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
       const named = this.names.get(name)
@@ -119,13 +125,12 @@ abstract class Side implements Runner {
     return problem === undefined ? E.right(replaced) : E.left(problem)
   }
 
-  /** Pid listings as names (unknown pids as `?`); v2 lists in migration order, so its listings are compared as sets. */
+  /** Pid listings as names (unknown pids as `?`), in the order listed. */
   protected translate(path: string, text: string): string {
     const file = path.slice(path.lastIndexOf('/') + 1)
     if (!listingFiles.has(file)) return text
     const byTid = new Map([...this.names].filter(([, named]) => named.state !== 'gone').map(([name, named]) => [named.tid, `$${name}`]))
     const lines = text.split('\n').filter((line) => line !== '').map((line) => byTid.get(Number(line)) ?? '?')
-    if (this.v2.has(path.split('/')[1]!)) lines.sort()
     return lines.map((line) => `${line}\n`).join('')
   }
 
@@ -175,7 +180,7 @@ export class ModelRunner extends Side {
   readonly fs: VirtualCgroupFs
 
   private constructor(prefix: string, hierarchies: ReadonlyArray<string>, host: Host) {
-    super(prefix, hierarchies, new Set(['unified']))
+    super(prefix, hierarchies)
     this.host = host
     this.fs = new VirtualCgroupFs(host)
   }
@@ -326,7 +331,7 @@ export class KernelRunner extends Side {
   private readonly puppets = new Map<string, Puppet>()
 
   private constructor(readonly sandbox: Sandbox) {
-    super(sandbox.prefix, sandbox.hierarchies, new Set(sandbox.fs.mounts.mounts.filter((m) => m.version === 'v2').map((m) => m.name)))
+    super(sandbox.prefix, sandbox.hierarchies)
   }
 
   /** A runner in a new sandbox (EACCES where cgroupfs is not writable). */
