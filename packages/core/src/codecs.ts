@@ -125,11 +125,11 @@ export const SchedPolicy = t.keyof({ normal: null, batch: null, idle: null, fifo
 export type SchedPolicy = t.TypeOf<typeof SchedPolicy>
 
 const fieldOf = (field: string, context: t.Context): string => {
-  // Union members appear in the context under their index; they are not fields.
+  // Union and intersection members appear in the context under their index; they are not fields.
   const keys: Array<string> = []
   for (let i = 1; i < context.length; i++) {
     const parent = context[i - 1]?.type
-    if (parent instanceof t.UnionType) continue
+    if (parent instanceof t.UnionType || parent instanceof t.IntersectionType) continue
     const key = context[i]?.key
     if (key !== undefined && key !== '') keys.push(key)
   }
