@@ -247,87 +247,91 @@ export const migrate = (host: Host, request: AttachRequest, options: MigrateOpti
   }
   if (destinations.length === 0) return E.left(badDestination(request.to, 0, refs, 'at least one destination'))
 
-  const owner = {}
-  const locked: Array<ThreadGroup> = []
-  const release = (): void => {
-    for (const group of locked) if (group.lock.writeOwner === owner) group.lock.releaseWrite(owner)
-    host.mutex.release(owner)
-  }
-  const underMutex = (): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-    try {
-      return whenSettled(migrateLocked(host, request, options, owner, operation, destinations, locked), release)
-    } catch (error) {
-      release()
-      throw error
-    }
-  }
-  if (host.mutex.tryAcquire(owner)) return underMutex()
+  const attempt: Attempt = { host, request, options, owner: {}, operation, destinations, locked: [] }
+  if (host.mutex.tryAcquire(attempt.owner)) return underMutex(attempt)
   if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
-  return Promise.resolve(host.mutex.acquire(owner)).then(underMutex)
+  return Promise.resolve(host.mutex.acquire(attempt.owner)).then(() => underMutex(attempt))
 }
 
-// Runs `cleanup` once `result` is settled, now or later.
-const whenSettled = <A>(result: MaybePromise<A>, cleanup: () => void): MaybePromise<A> => {
+// Everything one attach carries from step to step (one object, no closures).
+interface Attempt {
+  readonly host: Host
+  readonly request: AttachRequest
+  readonly options: MigrateOptions
+  readonly owner: object
+  readonly operation: () => string
+  readonly destinations: ReadonlyArray<Cgroup>
+  readonly locked: Array<ThreadGroup>
+  txId?: number
+  leader?: Task | undefined
+  source?: Cgroup | undefined
+}
+
+// Holding the group mutex; releases it (and any thread-group lock) once the
+// transaction is over, now or later.
+const underMutex = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+  let result: MaybePromise<E.Either<CgtxError, AttachReport>>
+  try {
+    result = findAndLock(attempt)
+  } catch (error) {
+    releaseAttempt(attempt)
+    throw error
+  }
   if (!isPromiseLike(result)) {
-    cleanup()
+    releaseAttempt(attempt)
     return result
   }
-  return Promise.resolve(result).finally(cleanup)
+  return Promise.resolve(result).finally(() => releaseAttempt(attempt))
 }
 
-// Holding the group mutex: find the tasks, lock their processes, vet, build
-// the taskset, run the phases.
-const migrateLocked = (
-  host: Host,
-  request: AttachRequest,
-  options: MigrateOptions,
-  owner: object,
-  operation: () => string,
-  destinations: ReadonlyArray<Cgroup>,
-  locked: Array<ThreadGroup>,
-): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const txId = host.newTransaction()
-  for (const cgroup of destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
+const releaseAttempt = (attempt: Attempt): void => {
+  for (const group of attempt.locked) if (group.lock.writeOwner === attempt.owner) group.lock.releaseWrite(attempt.owner)
+  attempt.host.mutex.release(attempt.owner)
+}
 
-  // Find the task(s) under the mutex, as cgroup_procs_write_start does.
-  let leader: Task | undefined
-  let source: Cgroup | undefined
+// Find the task(s) under the mutex, as cgroup_procs_write_start does, and
+// keep fork / exec / exit out of every process involved.
+const findAndLock = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+  const { host, request, operation } = attempt
+  attempt.txId = host.newTransaction()
+  for (const cgroup of attempt.destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
   if (request.mode === 'all') {
-    source = destinations[0]!.hierarchy.lookup(request.from)
-    if (source === undefined) return E.left(systemError('ENOENT', operation()))
+    attempt.source = attempt.destinations[0]!.hierarchy.lookup(request.from)
+    if (attempt.source === undefined) return E.left(systemError('ENOENT', operation()))
   } else {
-    leader = host.task(request.pid)
+    let leader = host.task(request.pid)
     if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
     if (request.mode === 'process') leader = leader.group.leader
     if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
+    attempt.leader = leader
   }
+  const done = lockThreadGroups(attempt.leader, attempt.source === undefined ? [] : [attempt.source], attempt.owner, attempt.locked, attempt.options.sleep)
+  return isPromiseLike(done) ? Promise.resolve(done).then((locked) => buildAndRun(attempt, locked)) : buildAndRun(attempt, done)
+}
 
-  const withGroupsLocked = (done: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-    if (!done) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
-    // Per-hierarchy checks on the destinations (v2 rules).
-    for (const dst of destinations) {
-      const refused = vetDestination(host, dst, request.mode, leader)
-      if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
-    }
-    // Build the taskset: live tasks whose css_set changes.
-    const entries: Array<MigrationEntry> = []
-    const skipped: Array<number> = []
-    const consider = (task: Task): void => {
-      if (task.state !== 'running') {
-        if (task.state === 'exiting') skipped.push(task.tid)
-        return
-      }
-      const to = destinationCssSet(host, task.cssSet, destinations)
-      if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
-    }
-    if (request.mode === 'thread') consider(leader!)
-    else for (const task of request.mode === 'process' ? [...leader!.group.threads] : [...source!.tasks()]) consider(task)
-    if (entries.length === 0) return E.right({ transaction: txId, moved: [], skipped, subsystems: [] })
-    return runPhases(host, txId, owner, operation, request.mode, entries, destinations, locked, options, skipped)
+// Vet the destinations, build the taskset (live tasks whose css_set changes), run the phases.
+const buildAndRun = (attempt: Attempt, locked: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+  const { host, request, operation, destinations, leader } = attempt
+  if (!locked) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
+  for (const dst of destinations) {
+    const refused = vetDestination(host, dst, request.mode, leader)
+    if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
   }
-  // Keep fork / exec / exit out of every process involved.
-  const done = lockThreadGroups(leader, source === undefined ? [] : [source], owner, locked, options.sleep)
-  return isPromiseLike(done) ? Promise.resolve(done).then(withGroupsLocked) : withGroupsLocked(done)
+  const entries: Array<MigrationEntry> = []
+  const skipped: Array<number> = []
+  if (request.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
+  else for (const task of request.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
+  if (entries.length === 0) return E.right({ transaction: attempt.txId!, moved: [], skipped, subsystems: [] })
+  return runPhases(host, attempt.txId!, attempt.owner, operation, request.mode, entries, destinations, attempt.locked, attempt.options, skipped)
+}
+
+const addEntry = (host: Host, task: Task, destinations: ReadonlyArray<Cgroup>, entries: Array<MigrationEntry>, skipped: Array<number>): void => {
+  if (task.state !== 'running') {
+    if (task.state === 'exiting') skipped.push(task.tid)
+    return
+  }
+  const to = destinationCssSet(host, task.cssSet, destinations)
+  if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
 }
 
 /**
