@@ -4,7 +4,7 @@
  * the clock (and every promise chained on it) run.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { Host, VirtualClock, type Subsystem } from '@cgtx/core'
+import { Host, VirtualCgroupFs, VirtualClock, type Subsystem } from '@cgtx/core'
 import { WorkqueueSystem, createWork, type Work, type WorkFunction } from '../src/index.ts'
 
 /** Unwraps a Right; a Left fails the test with its message. */
@@ -39,6 +39,9 @@ export const setup = (
       hierarchies: [{ name: 'unified', version: 'v2', subsystems: (extra.subsystems ?? []).map((s) => s.name) }],
     }),
   )
+  // Enable every controller for the children, so their cgroups get their own css.
+  const fs = new VirtualCgroupFs(host)
+  for (const subsystem of extra.subsystems ?? []) ok(fs.writeSync('/unified/cgroup.subtree_control', `+${subsystem.name}`))
   for (const path of extra.cgroups ?? ['/a', '/b', '/c']) ok(host.mkdirSync({ hierarchy: 'unified', path }))
   const system = ok(WorkqueueSystem.create(host, options))
   return { clock, host, system }

@@ -633,9 +633,9 @@ export class Worker {
    */
   private moveInto(target: ReadonlyArray<Cgroup>): Promise<void> | undefined {
     const task = this.task
-    if (isIn(task, target)) return undefined
     const system = this.pool.system
     if (target.some((cgroup) => system.isRemoving(cgroup) || cgroup.dead)) return this.fallBack(target)
+    if (isIn(task, target)) return undefined
     const request = { mode: 'process', pid: task.tid, to: target.map(refOf) }
     const moved = system.host.attachSync(request)
     if (E.isRight(moved)) {
