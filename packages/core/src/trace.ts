@@ -36,8 +36,32 @@ const phases: ReadonlyArray<TracePhase> = [
   'end',
 ]
 const outcomes: ReadonlyArray<TraceOutcome> = ['ok', 'failed', 'fault']
-const phaseCode = Object.fromEntries(phases.map((phase, i) => [phase, i])) as Record<TracePhase, number>
-const outcomeCode = Object.fromEntries(outcomes.map((outcome, i) => [outcome, i])) as Record<TraceOutcome, number>
+// Phase and outcome packed in one byte: phase * 4 + outcome.
+const codeOf = (phase: TracePhase, outcome: TraceOutcome): number => {
+  const o = outcome === 'ok' ? 0 : outcome === 'failed' ? 1 : 2
+  switch (phase) {
+    case 'begin':
+      return o
+    case 'prepareSleep':
+      return 4 + o
+    case 'prepareSpin':
+      return 8 + o
+    case 'abortSpin':
+      return 12 + o
+    case 'abortSleep':
+      return 16 + o
+    case 'commit-point':
+      return 20 + o
+    case 'commit':
+      return 24 + o
+    case 'attach':
+      return 28 + o
+    case 'postAttach':
+      return 32 + o
+    case 'end':
+      return 36 + o
+  }
+}
 
 /** One recorded event. */
 export interface TraceEvent {
@@ -59,8 +83,7 @@ export class Trace {
   /** Set to false to stop recording (reading still works). */
   enabled = true
   private readonly transactions: Int32Array
-  private readonly phaseCodes: Uint8Array
-  private readonly outcomeCodes: Uint8Array
+  private readonly codes: Uint8Array
   private readonly times: Float64Array
   private readonly subsystems: Array<string | undefined>
   private readonly details: Array<string | (() => string) | undefined>
@@ -72,8 +95,7 @@ export class Trace {
     readonly capacity = 4096,
   ) {
     this.transactions = new Int32Array(capacity)
-    this.phaseCodes = new Uint8Array(capacity)
-    this.outcomeCodes = new Uint8Array(capacity)
+    this.codes = new Uint8Array(capacity)
     this.times = new Float64Array(capacity)
     this.subsystems = new Array<string | undefined>(capacity).fill(undefined)
     this.details = new Array<string | (() => string) | undefined>(capacity).fill(undefined)
@@ -100,8 +122,7 @@ export class Trace {
     const slot = this.next % this.capacity
     this.transactions[slot] = transaction
     this.subsystems[slot] = subsystem
-    this.phaseCodes[slot] = phaseCode[phase]
-    this.outcomeCodes[slot] = outcomeCode[outcome]
+    this.codes[slot] = codeOf(phase, outcome)
     this.times[slot] = this.time
     this.details[slot] = detail
     this.next++
@@ -123,8 +144,8 @@ export class Trace {
         seq,
         transaction: this.transactions[slot]!,
         subsystem: this.subsystems[slot],
-        phase: phases[this.phaseCodes[slot]!]!,
-        outcome: outcomes[this.outcomeCodes[slot]!]!,
+        phase: phases[this.codes[slot]! >> 2]!,
+        outcome: outcomes[this.codes[slot]! & 3]!,
         time: this.times[slot]!,
         detail: describe(this.details[slot]),
       })
