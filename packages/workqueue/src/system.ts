@@ -16,9 +16,9 @@ import * as E from 'fp-ts/lib/Either.js'
 import type * as t from 'io-ts'
 import {
   badArgument,
+  Cgroup,
   decode,
   systemError,
-  type Cgroup,
   type CgroupRef,
   type CgtxError,
   type Clock,
@@ -485,8 +485,8 @@ export class WorkqueueSystem implements PoolHost {
   }
 
   /** Queue-time references currently held on `cgroup` (a ref or a Cgroup). */
-  cgroupRefs(cgroup: Cgroup | CgroupRef): number {
-    if ('hierarchy' in cgroup && typeof cgroup.hierarchy !== 'string') return this.refs.get(cgroup as Cgroup) ?? 0
+  cgroupRefs(cgroup: unknown): number {
+    if (cgroup instanceof Cgroup) return this.refs.get(cgroup) ?? 0
     const found = this.host.cgroup(cgroup)
     return E.isLeft(found) ? 0 : (this.refs.get(found.right) ?? 0)
   }
