@@ -12,8 +12,14 @@ import { fileURLToPath } from 'node:url'
 /** One measured row. */
 export interface Measurement {
   readonly name: string
-  /** Median over samples of the mean time per operation, in nanoseconds. */
+  /**
+   * Median over samples of the mean CPU time (user + system, all threads) per
+   * operation, in nanoseconds. CPU time, not wall time, because these machines
+   * are shared: time spent waiting for a core is not the operation's cost.
+   */
   readonly medianNs: number
+  /** The same median in wall-clock time. */
+  readonly wallNs: number
   readonly samples: number
   readonly opsPerSample: number
   /** Extra columns (sizes, counts, bytes…). */
@@ -46,14 +52,17 @@ export const measure = (
   const samples = options.samples ?? 15
   const opsPerSample = options.opsPerSample ?? 10_000
   for (let i = 0; i < (options.warmup ?? opsPerSample); i++) op(i)
-  const perOp: Array<number> = []
+  const cpu: Array<number> = []
+  const wall: Array<number> = []
   for (let s = 0; s < samples; s++) {
     options.setup?.()
+    const startCpu = process.cpuUsage()
     const start = process.hrtime.bigint()
     for (let i = 0; i < opsPerSample; i++) op(i)
-    perOp.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+    wall.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+    cpu.push(cpuNs(startCpu) / opsPerSample)
   }
-  return { name, medianNs: median(perOp), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
+  return { name, medianNs: median(cpu), wallNs: median(wall), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
 }
 
 /** Like {@link measure} for asynchronous operations (each op awaited in turn). */
@@ -65,14 +74,22 @@ export const measureAsync = async (
   const samples = options.samples ?? 15
   const opsPerSample = options.opsPerSample ?? 1_000
   for (let i = 0; i < (options.warmup ?? opsPerSample); i++) await op(i)
-  const perOp: Array<number> = []
+  const cpu: Array<number> = []
+  const wall: Array<number> = []
   for (let s = 0; s < samples; s++) {
     await options.setup?.()
+    const startCpu = process.cpuUsage()
     const start = process.hrtime.bigint()
     for (let i = 0; i < opsPerSample; i++) await op(i)
-    perOp.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+    wall.push(Number(process.hrtime.bigint() - start) / opsPerSample)
+    cpu.push(cpuNs(startCpu) / opsPerSample)
   }
-  return { name, medianNs: median(perOp), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
+  return { name, medianNs: median(cpu), wallNs: median(wall), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
+}
+
+const cpuNs = (since: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(since)
+  return (used.user + used.system) * 1000
 }
 
 /** Ratio of two named rows. */
@@ -100,7 +117,8 @@ export const report = (bench: string, rows: ReadonlyArray<Measurement>, ratios: 
   console.table(
     rows.map((row) => ({
       benchmark: row.name,
-      median: formatNs(row.medianNs),
+      'median (cpu)': formatNs(row.medianNs),
+      'median (wall)': formatNs(row.wallNs),
       'ops/s': Math.round(1e9 / row.medianNs).toLocaleString('en-US'),
       ...Object.fromEntries(extraKeys.map((key) => [key, row.extra?.[key] ?? ''])),
     })),
