@@ -113,9 +113,10 @@ abstract class Side implements Runner {
    * itself" (`0`, `-0`, …) is refused: on the kernel it would move the test
    * runner's own process.
    */
-  protected substitute(value: string): E.Either<string, string> {
+  protected substitute(path: string, value: string): E.Either<string, string> {
     const literal = kstrtoint(strstrip(value), 0)
-    if (literal === 0) return E.left('a pid of 0 moves the writer itself; scenarios may not use it')
+    if (listingFiles.has(path.slice(path.lastIndexOf('/') + 1)) && literal === 0)
+      return E.left('a pid of 0 moves the writer itself; scenarios may not use it')
     let problem: string | undefined
     const replaced = value.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
       const named = this.names.get(name)
@@ -220,7 +221,7 @@ export class ModelRunner extends Side {
         if (step.op === 'mkdir') return answer(await fs.mkdir(path.right)())
         if (step.op === 'rmdir') return answer(await fs.rmdir(path.right)())
         if (step.op === 'read') return answer(fs.readSync(path.right), (text) => this.translate(path.right, text))
-        const value = this.substitute(step.value)
+        const value = this.substitute(path.right, step.value)
         if (E.isLeft(value)) return misuse(value.left)
         return answer(await fs.write(path.right, value.right)())
       }
@@ -352,7 +353,7 @@ export class KernelRunner extends Side {
         if (step.op === 'mkdir') return answer(fs.mkdirSync(path.right))
         if (step.op === 'rmdir') return answer(fs.rmdirSync(path.right))
         if (step.op === 'read') return answer(fs.readSync(path.right), (text) => this.translate(path.right, text))
-        const value = this.substitute(step.value)
+        const value = this.substitute(path.right, step.value)
         if (E.isLeft(value)) return misuse(value.left)
         const written = fs.writeSync(path.right, value.right)
         this.guardKthreads()
