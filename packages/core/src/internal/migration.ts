@@ -18,7 +18,7 @@ import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
-import { isPromiseLike, type MaybePromise, type Settled } from './settle.ts'
+import { isPromiseLike, type MaybePromise } from './settle.ts'
 
 /** What a successful transaction did. */
 export interface AttachReport {
@@ -187,28 +187,31 @@ const describeRequest = (request: AttachRequest): string => {
     : `attach ${request.mode} ${request.pid} to ${destinations}`
 }
 
+// What a callback threw (or a promise rejected with), told apart from any
+// value a callback may return by its class.
+class Thrown {
+  constructor(readonly error: unknown) {}
+}
+
+const fault = (tx: Transaction, subsystem: Subsystem<unknown>, phase: AttachPhase, kind: Fault['kind'], detail: unknown): SystemError =>
+  faultError(tx.operation(), { kind, subsystem: subsystem.name, phase, detail })
+
 // Interprets what a fallible callback returned (or threw).
-const failureOf = (
-  tx: Transaction,
-  subsystem: Subsystem<unknown>,
-  phase: AttachPhase,
-  outcome: Settled,
-): SystemError | undefined => {
-  const fault = (kind: Fault['kind'], detail: unknown): SystemError =>
-    faultError(tx.operation(), { kind, subsystem: subsystem.name, phase, detail })
-  if (tx.violation !== undefined) return fault('lock-rule', tx.violation.message)
-  if (!outcome.ok) {
-    if (outcome.error instanceof LockRuleBroken) return fault('lock-rule', outcome.error.message)
-    if (isCgtxError(outcome.error) && outcome.error._tag === 'SystemError') return outcome.error
-    return fault('threw', outcome.error)
+const failureOf = (tx: Transaction, subsystem: Subsystem<unknown>, phase: AttachPhase, outcome: unknown): SystemError | undefined => {
+  if (tx.violation !== undefined) return fault(tx, subsystem, phase, 'lock-rule', tx.violation.message)
+  if (outcome === undefined) return undefined
+  if (outcome instanceof Thrown) {
+    const error = outcome.error
+    if (error instanceof LockRuleBroken) return fault(tx, subsystem, phase, 'lock-rule', error.message)
+    if (isCgtxError(error) && error._tag === 'SystemError') return error
+    return fault(tx, subsystem, phase, 'threw', error)
   }
-  const value = outcome.value as CallbackResult
-  if (value === undefined) return undefined
+  const value = outcome as CallbackResult
   if (typeof value === 'object' && value !== null && '_tag' in value) {
-    if (value._tag === 'Left') return isCgtxError(value.left) ? value.left as SystemError : fault('bad-return', value.left)
+    if (value._tag === 'Left') return isCgtxError(value.left) ? (value.left as SystemError) : fault(tx, subsystem, phase, 'bad-return', value.left)
     if (value._tag === 'Right') return undefined
   }
-  return fault('bad-return', value)
+  return fault(tx, subsystem, phase, 'bad-return', value)
 }
 
 const describeLater = (request: AttachRequest): (() => string) => {
@@ -216,13 +219,13 @@ const describeLater = (request: AttachRequest): (() => string) => {
   return () => (built ??= describeRequest(request))
 }
 
-// Calls a subsystem callback, catching a throw. No closure: the attach path
-// creates as few objects as it can.
-const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): Settled => {
+// Calls a subsystem callback; a throw comes back as a Thrown. Allocates
+// nothing when the callback returns normally.
+const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): unknown => {
   try {
-    return { ok: true, value: callback.call(ctx.subsystem, ctx) }
+    return callback.call(ctx.subsystem, ctx)
   } catch (error) {
-    return { ok: false, error }
+    return new Thrown(error)
   }
 }
 
@@ -368,10 +371,10 @@ export const runPhases = (
 
 type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
 
-const settle = (promise: PromiseLike<unknown>): Promise<Settled> =>
+const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
   Promise.resolve(promise).then(
-    (value): Settled => ({ ok: true, value }),
-    (error): Settled => ({ ok: false, error }),
+    (value) => value,
+    (error: unknown) => new Thrown(error),
   )
 
 /**
@@ -406,7 +409,7 @@ class Phases {
         continue
       }
       const outcome = invoke(prepare, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value)) {
+      if (isPromiseLike(outcome)) {
         // In a synchronous attach a sleeping prepare is a fault; the caller
         // gets it now, and the stray is waited for (and undone) before the
         // group mutex is released.
@@ -415,7 +418,7 @@ class Phases {
           slept = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' })
           options.guard!.result ??= E.left(slept)
         }
-        return settle(outcome.value).then((settled) => {
+        return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
         })
@@ -426,7 +429,7 @@ class Phases {
   }
 
   // Records one prepareSleep outcome; false if the transaction fails here.
-  private preparedSleepOne(ctx: SubsystemContext, outcome: Settled, slept: SystemError | undefined): boolean {
+  private preparedSleepOne(ctx: SubsystemContext, outcome: unknown, slept: SystemError | undefined): boolean {
     const refused = failureOf(this.tx, ctx.subsystem, 'prepareSleep', outcome)
     if (refused === undefined) this.preparedSleep.push(ctx)
     const failure = refused ?? slept
@@ -451,13 +454,13 @@ class Phases {
         continue
       }
       const outcome = invoke(prepare, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value)) {
+      if (isPromiseLike(outcome)) {
         const failure = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
         this.failure = failure
         if (!options.sleep) options.guard!.result ??= E.left(failure)
         tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
         // Wait for the stray to settle; if it succeeded it must be undone too.
-        return settle(outcome.value).then((settled) => {
+        return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) this.preparedSpin.push(ctx)
           return this.abort()
@@ -496,8 +499,8 @@ class Phases {
       const abort = ctx.subsystem.abortSleep
       if (abort === undefined) continue
       const outcome = invoke(abort, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value))
-        return settle(outcome.value).then((settled) => {
+      if (isPromiseLike(outcome))
+        return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           recordInfallible(tx, ctx, 'abortSleep', settled, true)
           return this.abortSleep(order, i + 1)
@@ -535,8 +538,8 @@ class Phases {
       const attach = ctx.subsystem.attach
       if (attach === undefined) continue
       const outcome = invoke(attach, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value))
-        return settle(outcome.value).then((settled) => {
+      if (isPromiseLike(outcome))
+        return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           recordInfallible(tx, ctx, 'attach', settled, true)
           return this.attach(i + 1)
@@ -560,8 +563,8 @@ class Phases {
       const post = ctx.subsystem.postAttach
       if (post === undefined) continue
       const outcome = invoke(post, ctx)
-      if (outcome.ok && isPromiseLike(outcome.value))
-        return settle(outcome.value).then((settled) => {
+      if (isPromiseLike(outcome))
+        return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           recordInfallible(tx, ctx, 'postAttach', settled, true)
           return this.postAttach(i + 1)
@@ -585,12 +588,12 @@ const recordInfallible = (
   tx: Transaction,
   ctx: SubsystemContext,
   phase: AttachPhase,
-  outcome: Settled,
+  outcome: unknown,
   maySleep: boolean,
 ): void => {
   let detail: string | undefined
-  if (!outcome.ok) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
-  else if (!maySleep && isPromiseLike(outcome.value)) detail = 'returned a promise where it may not sleep'
+  if (outcome instanceof Thrown) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
+  else if (!maySleep && isPromiseLike(outcome)) detail = 'returned a promise where it may not sleep'
   tx.host.trace.record(tx.id, ctx.subsystem.name, phase, detail === undefined ? 'ok' : 'fault', detail)
 }
 

@@ -7,9 +7,6 @@
 /** A value now, or later. */
 export type MaybePromise<A> = A | Promise<A>
 
-/** How an awaited value settled. */
-export type Settled = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown }
-
 /** True for thenables (what a callback returns when it sleeps). */
 export const isPromiseLike = (value: unknown): value is PromiseLike<unknown> =>
   typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
