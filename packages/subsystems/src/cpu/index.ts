@@ -107,7 +107,7 @@ const CpuMaxCodec = new t.Type<CpuMax, string, string>(
     if (Number.isNaN(quota) || (period !== undefined && Number.isNaN(period))) return failWith('EINVAL', input, context)
     return t.success({ quota, period })
   },
-  (value) => `${value.quota === Number.POSITIVE_INFINITY ? 'max' : value.quota} ${value.period ?? DEFAULT_PERIOD_US}\n`,
+  (value) => `${value.quota === Number.POSITIVE_INFINITY ? 'max' : value.quota}${value.period === undefined ? '' : ` ${value.period}`}\n`,
 )
 
 const NonNegative = t.refinement(t.number, (n) => Number.isFinite(n) && n >= 0, 'non-negative number')
