@@ -61,6 +61,8 @@ export const WorkqueueOptions = t.intersection(
       ordered: t.boolean,
       strategy: Strategy,
       threads: Threads,
+      /** Unbound workqueues: the CPUs their workers may use (the cpumask attribute). */
+      cpus: t.array(t.refinement(t.Int, (n) => n >= 0, 'cpu number')),
     }),
   ],
   'WorkqueueOptions',
@@ -106,3 +108,6 @@ export type CgroupTarget = t.TypeOf<typeof CgroupTarget>
 export const Delay = NonNegative
 /** Simulated CPU time in milliseconds. */
 export const CpuTime = NonNegative
+
+/** A byte count: a positive safe integer. */
+export const Bytes = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n > 0, 'positive safe integer')

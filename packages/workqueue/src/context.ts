@@ -12,6 +12,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Cgroup, Host, Task } from '@cgtx/core'
 import type { Strategy } from './codecs.ts'
+import type { Controllers } from './system.ts'
 import type { Work } from './work.ts'
 
 /** @internal What a worker's storage slot holds while it runs a work. */
@@ -29,6 +30,8 @@ export interface WorkerSlot {
   cpus: ReadonlyArray<number> | undefined
   /** @internal Marks the worker running (not sleeping) while it burns CPU; set by the pool. */
   setRunning: (running: boolean) => void
+  /** The system's resource controllers. */
+  controllers: Controllers
   /** Consumes simulated CPU time on the scheduler, as this worker. */
   burn: (ms: number) => Promise<void>
 }

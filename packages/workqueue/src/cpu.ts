@@ -72,6 +72,7 @@ export class CpuScheduler {
   private readonly runnable: Array<Array<Burn>>
   private readonly selfUsage = new Map<Cgroup, number>()
   private readonly periods = new Map<Cgroup, PeriodState>()
+  private readonly perCpu: Array<number>
   private timer: Timer | undefined
 
   constructor(
@@ -81,6 +82,7 @@ export class CpuScheduler {
     private readonly tickMs: number,
   ) {
     this.runnable = Array.from({ length: cpus }, () => [])
+    this.perCpu = Array.from({ length: cpus }, () => 0)
   }
 
   /**
@@ -110,6 +112,11 @@ export class CpuScheduler {
     }
   }
 
+  /** CPU time granted so far, per CPU. */
+  usagePerCpu(): ReadonlyArray<number> {
+    return [...this.perCpu]
+  }
+
   /** Burns waiting for CPU, per CPU. */
   load(): ReadonlyArray<number> {
     return this.runnable.map((queue) => queue.length)
@@ -131,12 +138,14 @@ export class CpuScheduler {
   }
 
   private tick(): void {
-    const now = this.clock.now()
+    const end = this.clock.now()
+    // The tick covers [now, end): periods and quotas are those of its start.
+    const now = end - this.tickMs
     const done: Array<Burn> = []
     for (const queue of this.runnable) {
       if (queue.length === 0) continue
       const grants = new Map<Burn, number>()
-      const eligible = queue.filter((burn) => burn.since <= now - this.tickMs + EPSILON)
+      const eligible = queue.filter((burn) => burn.since <= now + EPSILON)
       this.share(eligible.filter((burn) => !this.throttled(burn.competes, now)), this.tickMs, undefined, grants)
       for (const burn of eligible) {
         const wanted = grants.get(burn) ?? 0
@@ -231,6 +240,7 @@ export class CpuScheduler {
 
   private account(burn: Burn, ms: number, now: number): void {
     this.selfUsage.set(burn.charged, (this.selfUsage.get(burn.charged) ?? 0) + ms)
+    this.perCpu[burn.cpu]! += ms
     for (let at: Cgroup | undefined = burn.charged; at !== undefined; at = at.parent) {
       const state = this.period(at, now)
       if (state !== undefined) state.used += ms

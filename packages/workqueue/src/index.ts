@@ -34,7 +34,8 @@ export {
 } from './system.ts'
 export { Work, createWork, type WorkFailure, type WorkFunction } from './work.ts'
 export { currentWork, type WorkContext } from './context.ts'
-export { burn, forkFromWork } from './resources.ts'
+export { allocate, burn, forkFromWork, type Allocation } from './resources.ts'
+export { fromBuiltins, type BuiltinControllers } from './controllers.ts'
 export { CpuScheduler, unlimitedCpu, type Bandwidth, type CpuPolicy, type CpuStat } from './cpu.ts'
 export {
   CgroupTarget,

@@ -40,6 +40,7 @@ import { chargeCgroupOf, currentSlot, type WorkerSlot } from './context.ts'
 import { CpuScheduler, unlimitedCpu, type CpuPolicy, type CpuStat } from './cpu.ts'
 import { Pool, Pwq, Worker, type PoolHost, type PwqOwner } from './internal/pool.ts'
 import { Work, WorkCodec, type WorkFailure } from './work.ts'
+import type { MemorySubsystem } from '@cgtx/subsystems'
 
 /**
  * Resource controllers the workers are throttled by. `cpu` supplies
@@ -54,6 +55,8 @@ export interface Controllers {
     /** `cpuset.cpus.effective` of a cgroup (undefined: all CPUs). */
     cpus(cgroup: Cgroup): ReadonlyArray<number> | undefined
   }
+  /** The memory controller {@link allocate} charges through. */
+  readonly memory?: Pick<MemorySubsystem, 'charge' | 'uncharge'>
 }
 
 // The codec explains why the argument is not a work.
@@ -88,6 +91,8 @@ export class Workqueue implements PwqOwner {
   readonly ordered: boolean
   readonly highpri: boolean
   readonly threads: Threads
+  /** Unbound workqueues: the CPUs their workers may use (undefined: all). */
+  readonly cpumask: ReadonlyArray<number> | undefined
   /** The rescuer's pool (one dedicated thread), for WQ_MEM_RECLAIM workqueues. */
   rescuer: Pool | undefined = undefined
   destroyed = false
@@ -120,6 +125,7 @@ export class Workqueue implements PwqOwner {
     this.highpri = flags.highpri ?? false
     this.cpuIntensive = flags.cpuIntensive ?? false
     this.threads = options.threads ?? 'shared'
+    this.cpumask = options.cpus === undefined ? undefined : [...new Set(options.cpus)].sort((a, b) => a - b)
     this.strategy = this.cgroupAware ? (options.strategy ?? 'migrate') : undefined
     this.maxActive = this.ordered ? 1 : options.maxActive === undefined || options.maxActive === 0 ? WQ_DFL_ACTIVE : options.maxActive
   }
@@ -317,7 +323,7 @@ export class Workqueue implements PwqOwner {
       const pool = system.cgroupPool(target)
       if (!pool.dying) return this.pwqOf(pool)
     }
-    return this.pwqOf(system.unboundPool(this.strategy ?? 'plain', this.highpri))
+    return this.pwqOf(system.unboundPool(this.strategy ?? 'plain', this.highpri, this.cpumask))
   }
 
   private dedicatedPwq(work: Work, cpu: number): Pwq {
@@ -418,7 +424,7 @@ export class WorkqueueSystem implements PoolHost {
   createWorkqueue(options: unknown): E.Either<CgtxError, Workqueue> {
     const decoded = decode(WorkqueueOptions, options, 'options')
     if (E.isLeft(decoded)) return decoded
-    const unknown = unknownKey(options, ['name', 'flags', 'maxActive', 'ordered', 'strategy', 'threads'], 'options') ??
+    const unknown = unknownKey(options, ['name', 'flags', 'maxActive', 'ordered', 'strategy', 'threads', 'cpus'], 'options') ??
       unknownKey((options as { flags?: unknown }).flags, ['unbound', 'cgroup', 'memReclaim', 'highpri', 'cpuIntensive'], 'options.flags')
     if (unknown !== undefined) return E.left(unknown)
     const spec = decoded.right
@@ -432,6 +438,8 @@ export class WorkqueueSystem implements PoolHost {
       return E.left(badArgument('options.threads', spec.threads, "'eager' and 'lazy' only for bound, normal-priority workqueues"))
     if (spec.ordered === true && spec.maxActive !== undefined && spec.maxActive !== 1)
       return E.left(badArgument('options.maxActive', spec.maxActive, 'ordered workqueues run one work at a time'))
+    if (spec.cpus !== undefined && (!unbound || spec.cpus.length === 0 || spec.cpus.some((cpu) => cpu >= this.host.cpus)))
+      return E.left(badArgument('options.cpus', spec.cpus, `a non-empty list of cpus below ${this.host.cpus}, for an unbound workqueue`))
     if (spec.ordered === true && spec.strategy === 'pools')
       return E.left(badArgument('options.strategy', 'pools', 'ordered workqueues cannot spread over per-cgroup pools'))
     if ([...this.workqueues].some((wq) => wq.name === spec.name))
@@ -575,11 +583,11 @@ export class WorkqueueSystem implements PoolHost {
   }
 
   /** @internal Unbound pools are shared by workqueues with equal attributes. */
-  unboundPool(kind: string, highpri: boolean): Pool {
-    const key = `${kind}${highpri ? ':H' : ''}`
+  unboundPool(kind: string, highpri: boolean, cpumask: ReadonlyArray<number> | undefined): Pool {
+    const key = `${kind}${highpri ? ':H' : ''}${cpumask === undefined ? '' : `:${cpumask.join(',')}`}`
     let pool = this.unboundPools.get(key)
     if (pool === undefined) {
-      pool = this.newPool('unbound', undefined, undefined, { highpri }, true)
+      pool = this.newPool('unbound', undefined, undefined, { highpri, ...(cpumask === undefined ? {} : { cpumask }) }, true)
       this.unboundPools.set(key, pool)
     }
     return pool
@@ -781,7 +789,7 @@ export class WorkqueueSystem implements PoolHost {
   /** @internal */
   fallbackPwq(pwq: Pwq): Pwq {
     const wq = pwq.wq as Workqueue
-    return wq.pwqOf(this.unboundPool(wq.strategy ?? 'plain', wq.highpri))
+    return wq.pwqOf(this.unboundPool(wq.strategy ?? 'plain', wq.highpri, wq.cpumask))
   }
 }
 

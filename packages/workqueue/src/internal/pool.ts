@@ -21,6 +21,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import type { AttachReport, Cgroup, CgtxError, Clock, Host, Task, Timer } from '@cgtx/core'
 import type { Strategy } from '../codecs.ts'
+import type { Controllers } from '../system.ts'
 import { storage, type WorkerSlot } from '../context.ts'
 import type { Work } from '../work.ts'
 import { Deque } from './deque.ts'
@@ -34,6 +35,7 @@ export interface PoolHost {
   readonly createCooldownMs: number
   readonly maydayInitialMs: number
   readonly maydayIntervalMs: number
+  readonly controllers: Controllers
   spawnWorker(comm: string, perCpu: boolean): E.Either<CgtxError, Task>
   burn(slot: WorkerSlot, ms: number): Promise<void>
   /** The instance of `work` queued on `pwq` finished (or was stolen): bookkeeping. */
@@ -137,6 +139,8 @@ export class Pool {
       /** Dedicated pools: a lazy workqueue's on-demand thread (exits when idle). */
       readonly lazy?: boolean
       readonly name?: string
+      /** Unbound pools: the workqueue attribute cpumask. */
+      readonly cpumask?: ReadonlyArray<number>
     } = {},
   ) {}
 
@@ -156,7 +160,7 @@ export class Pool {
 
   /** CPUs the pool's workers may run on. */
   get cpus(): ReadonlyArray<number> | undefined {
-    return this.cpu === undefined ? undefined : [this.cpu]
+    return this.cpu === undefined ? this.options.cpumask : [this.cpu]
   }
 
   get nrIdle(): number {
@@ -406,6 +410,7 @@ export class Worker {
         this.updateRunning()
       },
       burn: (ms) => pool.system.burn(this.slot, ms),
+      controllers: pool.system.controllers,
     }
   }
 
