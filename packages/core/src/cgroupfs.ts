@@ -259,6 +259,14 @@ export class VirtualCgroupFs implements CgroupFs {
   }
 
   private mkdirNow(path: string, wait: boolean): Reply<void> {
+    // A newline in the new directory's name: the parent is looked up first
+    // (ENOENT), then cgroup_mkdir refuses the name with EINVAL.
+    const slash = typeof path === 'string' ? path.lastIndexOf('/') : -1
+    if (slash > 0 && path.slice(slash).includes('\n') && FsPath.is(path.slice(0, slash))) {
+      const parent = this.resolve(path.slice(0, slash), 'mkdir')
+      if (E.isLeft(parent) && parent.left._tag === 'BadArgument') return parent
+      return fail(E.isRight(parent) && parent.right.kind === 'dir' ? 'EINVAL' : 'ENOENT', `mkdir ${JSON.stringify(path)}`)
+    }
     const ref = this.refOf(path, 'mkdir')
     if (E.isLeft(ref)) return ref
     const { hierarchy, cgroupPath } = ref.right

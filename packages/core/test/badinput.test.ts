@@ -6,7 +6,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Host, VirtualCgroupFs, fromKernelCallbacks, fromSinglePhase, kstrtoint, kstrtoll, type CgtxError } from '@cgtx/core'
+import { Host, VirtualCgroupFs, fromKernelCallbacks, fromSinglePhase, kstrtoint, kstrtoll, strstrip, type CgtxError } from '@cgtx/core'
 import { makeHost, observe, recorder, right } from './fixtures.ts'
 
 interface Expected {
@@ -212,7 +212,8 @@ describe('Host operations', () => {
     // Junk that can never name a live pid, a real file or a real cgroup.
     const junkArb = fc.oneof(
       fc.constantFrom(null, undefined, Number.NaN, -1, 0, 1.5, Number.POSITIVE_INFINITY, '', '/', '//', [], {}, true, () => 1),
-      fc.string(),
+      // Strings that do not parse as a pid, so no write can name a live task.
+      fc.string().filter((text) => typeof kstrtoint(strstrip(text), 0) !== 'number'),
       fc.integer({ max: 0 }),
       fc.object({ maxDepth: 2 }),
       fc.array(fc.anything({ maxDepth: 1 }), { maxLength: 3 }),

@@ -40,6 +40,9 @@ describe('directories', () => {
     expect(errnoOf(fs.mkdirSync('/h'))).toBe('EEXIST')
     expect(errnoOf(fs.mkdirSync('/h/nope/b'))).toBe('ENOENT')
     expect(errnoOf(fs.mkdirSync('/h/x y'))).toBe('ok')
+    expect(errnoOf(fs.mkdirSync('/h/nl\nx'))).toBe('EINVAL')
+    expect(errnoOf(fs.mkdirSync('/h/a/nl\nx'))).toBe('EINVAL')
+    expect(errnoOf(fs.mkdirSync('/h/nope/nl\nx'))).toBe('ENOENT')
   })
 
   it('an attach that waited while its destination was removed fails with ENODEV', async () => {
