@@ -6,10 +6,11 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
-import { release } from 'node:os'
+import { availableParallelism, release } from 'node:os'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { requireSandbox, runScenario, type Step, type StepResult } from '@cgtx/kernel/testing'
-import { coreScenarios } from './kernel-scenarios.ts'
+import { builtinSubsystems } from '@cgtx/subsystems'
+import { controllerScenarios, coreScenarios } from './kernel-scenarios.ts'
 import { knownDifference } from './kernel-known-differences.ts'
 
 beforeAll(async () => {
@@ -26,8 +27,11 @@ const divergences = (results: ReadonlyArray<StepResult>) =>
     return known === undefined ? [{ index, step: result.step, model: result.model, kernel: result.kernel }] : []
   })
 
-const run = async (steps: ReadonlyArray<Step>, hierarchies?: ReadonlyArray<string>) => {
-  const ran = await runScenario({ steps }, { on: 'both', ...(hierarchies === undefined ? {} : { hierarchies }) })
+// The built-in controllers (memory left out: the suite never touches it), sized like this machine.
+const controllers = () => builtinSubsystems({ cpus: availableParallelism(), mems: 1, rtGroupSched: true }).filter((subsystem) => subsystem.name !== 'memory')
+
+const run = async (steps: ReadonlyArray<Step>, hierarchies?: ReadonlyArray<string>, subsystems = controllers()) => {
+  const ran = await runScenario({ steps }, { on: 'both', subsystems, ...(hierarchies === undefined ? {} : { hierarchies }) })
   if (E.isLeft(ran)) throw new Error(ran.left.message)
   expect(ran.right.leftovers).toEqual([])
   return ran.right
@@ -45,18 +49,25 @@ describe(`model vs kernel (${release()}): hand-written scenarios`, () => {
 // Generated sequences. Each intent picks its targets (by index) among what
 // the earlier steps created and did not remove, so most steps act on things
 // that exist; both sides must answer every one alike.
-const hierarchies = ['pids', 'freezer', 'unified'] as const
+const hierarchies = ['pids', 'cpuset', 'freezer', 'unified'] as const
 const pidFiles = (h: string) => (h === 'unified' ? ['cgroup.procs', 'cgroup.threads'] : ['cgroup.procs', 'tasks'])
 const controlFiles = (h: string): ReadonlyArray<readonly [string, ReadonlyArray<string>]> =>
   h === 'unified'
     ? [['cgroup.type', ['threaded', 'domain', 'x', '']], ['cgroup.max.depth', ['0', '1', 'max', '-1', 'x']], ['cgroup.max.descendants', ['0', '1', 'max', ' 2']]]
-    : [['notify_on_release', ['0', '1', '2', '-1', 'x', ' 1', '']], ['cgroup.clone_children', ['0', '1', '0x1', '1\n']]]
+    : [
+        ['notify_on_release', ['0', '1', '2', '-1', 'x', ' 1', '']],
+        ['cgroup.clone_children', ['0', '1', '0x1', '1\n']],
+        ...(h === 'pids' ? ([['pids.max', ['0', '1', '2', '3', 'max', '-1', 'x']]] as const) : []),
+        ...(h === 'cpuset' ? ([['cpuset.cpus', ['0', '1', '0-1', '\n', '2', '1,0']], ['cpuset.mems', ['0', '\n', '1']]] as const) : []),
+      ]
 const readable = (h: string) =>
-  h === 'unified' ? ['cgroup.procs', 'cgroup.threads', 'cgroup.events', 'cgroup.type', 'cgroup.max.depth', 'cgroup.controllers'] : ['cgroup.procs', 'tasks', 'notify_on_release']
+  h === 'unified'
+    ? ['cgroup.procs', 'cgroup.threads', 'cgroup.events', 'cgroup.type', 'cgroup.max.depth', 'cgroup.controllers']
+    : ['cgroup.procs', 'tasks', 'notify_on_release', ...(h === 'pids' ? ['pids.current', 'pids.events', 'pids.peak'] : []), ...(h === 'cpuset' ? ['cpuset.cpus', 'cpuset.effective_cpus', 'cpuset.mems'] : [])]
 
 type Intent = { readonly kind: string; readonly a: number; readonly b: number; readonly c: number }
 const intent: fc.Arbitrary<Intent> = fc.record({
-  kind: fc.constantFrom('spawn', 'thread', 'fork', 'exit', 'reap', 'mkdir', 'mkdir', 'rmdir', 'move', 'move', 'move', 'control', 'read', 'read', 'cgroup'),
+  kind: fc.constantFrom('spawn', 'thread', 'fork', 'exit', 'reap', 'mkdir', 'mkdir', 'rmdir', 'move', 'move', 'move', 'control', 'control', 'read', 'read', 'cgroup', 'affinity'),
   a: fc.nat(),
   b: fc.nat(),
   c: fc.nat(),
@@ -143,9 +154,10 @@ const toSteps = (intents: ReadonlyArray<Intent>): ReadonlyArray<Step> => {
       case 'read':
         steps.push({ op: 'read', path: `/${h}${pick(hdirs, b)!}/${pick(readable(h), c)!}` })
         break
-      case 'cgroup': {
+      case 'cgroup':
+      case 'affinity': {
         const who = pick(live(), b)
-        if (who !== undefined) steps.push({ op: 'cgroup', who })
+        if (who !== undefined) steps.push({ op: kind, who })
         break
       }
     }
@@ -153,13 +165,22 @@ const toSteps = (intents: ReadonlyArray<Intent>): ReadonlyArray<Step> => {
   return steps
 }
 
+describe(`model vs kernel (${release()}): controller files`, () => {
+  for (const [name, steps] of Object.entries(controllerScenarios)) {
+    it(name, async () => {
+      const ran = await run(steps)
+      expect(divergences(ran.results)).toEqual([])
+    })
+  }
+})
+
 describe(`model vs kernel (${release()}): generated sequences`, () => {
-  it('answer alike for every step of random sequences of mkdir, rmdir, control writes, moves, forks, threads and exits', async () => {
+  it('answer alike for every step of random sequences of mkdir, rmdir, control writes (good and bad values), moves, forks, threads and exits', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(intent, { minLength: 4, maxLength: 40 }).map(toSteps),
         async (steps) => {
-          const ran = await run(steps, ['pids', 'freezer', 'unified'])
+          const ran = await run(steps, hierarchies)
           expect(divergences(ran.results)).toEqual([])
         },
       ),

@@ -49,6 +49,8 @@ for line in sys.stdin:
         elif cmd == "kill":
             pid = int(words[1]); os.kill(pid, signal.SIGKILL)
             reply("ok" if zombie(pid) else "err ETIMEDOUT")
+        elif cmd == "affinity":
+            os.sched_setaffinity(int(words[1]), {int(cpu) for cpu in words[2].split(",")}); reply("ok")
         elif cmd == "reap":
             pid = int(words[1]); os.waitpid(pid, 0); children.discard(pid); reply("ok")
         elif cmd == "exit":

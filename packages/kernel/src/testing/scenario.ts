@@ -43,6 +43,10 @@ export const Step = t.union(
     t.strict({ op: t.literal('reap'), who: Name }),
     /** Where a live task is in every hierarchy (from /proc on the kernel). */
     t.strict({ op: t.literal('cgroup'), who: Name }),
+    /** The CPUs a live task may run on, as a list (`0-1`). */
+    t.strict({ op: t.literal('affinity'), who: Name }),
+    /** sched_setaffinity of a live task. */
+    t.strict({ op: t.literal('setaffinity'), who: Name, cpus: t.array(t.number) }),
     /** A per-CPU kernel thread (PF_NO_SETAFFINITY), which no write may move. */
     t.strict({ op: t.literal('kthread'), as: Name }),
   ],
@@ -85,6 +89,19 @@ const answer = <A>(result: E.Either<CgtxError, A>, value?: (a: A) => string): An
 const misuse = (reason: string): Answer => ({ ok: false, error: `BadArgument: ${reason}` })
 
 const listingFiles = new Set(['cgroup.procs', 'tasks', 'cgroup.threads'])
+
+/** A CPU set in the kernel's list format: ascending, runs as `a-b`. */
+export const formatCpuList = (cpus: Iterable<number>): string => {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b)
+  const runs: Array<string> = []
+  for (let i = 0; i < sorted.length; ) {
+    let j = i
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++
+    runs.push(j === i ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`)
+    i = j + 1
+  }
+  return runs.join(',')
+}
 
 // Shared by both sides: names ↔ pids, path translation, listing translation.
 abstract class Side implements Runner {
@@ -292,6 +309,15 @@ export class ModelRunner extends Side {
         if (task === undefined || who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
         return { ok: true, value: this.hierarchies.map((name) => `${name}:${this.relative(host.cgroupOf(task, host.hierarchy(name)!).path)}`).join(' ') }
       }
+      case 'affinity':
+      case 'setaffinity': {
+        const who = this.named(step.who, ['process', 'thread', 'child'])
+        if (E.isLeft(who)) return misuse(who.left)
+        const task = host.task(who.right.tid)
+        if (task === undefined || who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
+        if (step.op === 'setaffinity') return answer(host.setAffinity(task.tid, step.cpus))
+        return { ok: true, value: formatCpuList(task.affinity ?? Array.from({ length: host.cpus }, (_, cpu) => cpu)) }
+      }
       case 'kthread': {
         const fresh = this.fresh(step.as)
         if (E.isLeft(fresh)) return misuse(fresh.left)
@@ -413,6 +439,24 @@ export class KernelRunner extends Side {
         const tgid = who.right.kind === 'thread' ? this.names.get(who.right.parent!)!.tid : who.right.tid
         const placement = fs.placement(tgid, who.right.tid)
         return answer(placement, (at) => this.hierarchies.map((name) => `${name}:${this.relative(at[name] ?? '?')}`).join(' '))
+      }
+      case 'affinity':
+      case 'setaffinity': {
+        const who = this.named(step.who, ['process', 'thread', 'child'])
+        if (E.isLeft(who)) return misuse(who.left)
+        if (who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
+        const owner = who.right.kind === 'process' ? step.who : who.right.parent!
+        const tgid = this.names.get(who.right.kind === 'thread' ? owner : step.who)!.tid
+        if (step.op === 'setaffinity') {
+          const reply = await this.puppets.get(owner)!.command(`affinity ${who.right.tid} ${step.cpus.join(',')}`)
+          return reply.ok ? { ok: true } : { ok: false, error: reply.value }
+        }
+        try {
+          const status = readFileSync(`/proc/${tgid}/task/${who.right.tid}/status`, 'utf8')
+          return { ok: true, value: /^Cpus_allowed_list:\s*(.*)$/m.exec(status)?.[1] ?? '?' }
+        } catch {
+          return { ok: false, error: 'ESRCH' }
+        }
       }
       case 'kthread': {
         const fresh = this.fresh(step.as)
