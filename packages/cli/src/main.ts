@@ -3,11 +3,13 @@
  * commands are listed by `cgtx help`.
  */
 import { runDemo } from './demo.ts'
+import { runReplay } from './replay.ts'
 
 const usage = `usage: cgtx <command>
 
 commands:
   demo     a short scenario: a hierarchy, a process moved, a move refused and rolled back
+  replay   SCENARIO.json [--on model|kernel|both]: a scenario on the model and/or the real kernel, answers side by side
   help     this text`
 
 /** Runs one command line; returns the process exit code. */
@@ -16,6 +18,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   switch (argv[0]) {
     case 'demo':
       return runDemo(print)
+    case 'replay':
+      return runReplay(argv.slice(1), print)
     case undefined:
     case 'help':
     case '--help':
