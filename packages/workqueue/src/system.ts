@@ -644,6 +644,9 @@ export class WorkqueueSystem implements PoolHost {
         this.retireStolen(work, pwq, true)
         return
       }
+      case 'deferred':
+        this.retireStolen(work, work.pwq as Pwq, true)
+        return
       case 'scheduled': {
         const holder = work.holder as Worker
         holder.scheduled.splice(holder.scheduled.indexOf(work), 1)

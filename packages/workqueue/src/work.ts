@@ -19,7 +19,7 @@ import { badArgument, type BadArgument } from '@cgtx/core'
 export type WorkFunction = (work: Work) => void | PromiseLike<void>
 
 /** Where a pending instance waits. */
-export type WorkPlace = 'none' | 'timer' | 'worklist' | 'inactive' | 'scheduled' | 'mayday'
+export type WorkPlace = 'none' | 'timer' | 'worklist' | 'inactive' | 'scheduled' | 'mayday' | 'deferred'
 
 /** A work that threw or rejected; the worker carried on with the next one. */
 export interface WorkFailure {

@@ -495,9 +495,24 @@ export class Worker {
       if (work === undefined) return undefined
       const runner = work.runningOn as Worker | undefined
       if (runner !== undefined && runner !== this) {
-        work.place = 'scheduled'
-        work.holder = runner
-        runner.scheduled.push(work)
+        if (runner.pool === this.pool) {
+          // find_worker_executing_work: the worker running it runs it next.
+          work.place = 'scheduled'
+          work.holder = runner
+          runner.scheduled.push(work)
+        } else {
+          // Running in another pool (another cgroup's, under `pools`): it
+          // waits here until that run ends, so it runs once at a time and
+          // still in its own pool.
+          const pool = this.pool
+          work.place = 'deferred'
+          ;(work.runWaiters ??= []).push(() => {
+            if (work.place !== 'deferred') return
+            work.place = 'worklist'
+            pool.worklist.push(work)
+            pool.kick()
+          })
+        }
         continue
       }
       return work
