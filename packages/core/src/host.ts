@@ -474,7 +474,8 @@ export class Host {
     if (E.isLeft(decoded)) return decoded
     const task = this.taskTable.get(decodedPid.right)
     const operation = `exit ${decodedPid.right}`
-    if (task === undefined || task.state === 'zombie' || task.state === 'reaped' || task.tid <= 2)
+    // init and kthreadd never exit, not even through exit_group from one of their threads.
+    if (task === undefined || task.state === 'zombie' || task.state === 'reaped' || task.tid <= 2 || (decoded.right.group === true && task.tgid <= 2))
       return E.left(systemError('ESRCH', operation))
     return this.withThreadGroupRead(task.group, operation, wait, () => {
       const targets = decoded.right.group === true ? [...task.group.threads] : [task]

@@ -23,6 +23,8 @@ interface MTask {
   readonly tid: number
   readonly tgid: number
   state: 'running' | 'exiting' | 'zombie'
+  /** Kernel threads (kthreadd and what it forks) cannot exec. */
+  readonly kthread: boolean
   readonly cg: Record<Hier, string>
   /** Zombies whose cgroup was removed (the path may have been recreated since). */
   readonly detached: Record<Hier, boolean>
@@ -67,7 +69,7 @@ const setup = (): { model: Model; real: Real } => {
   // init and kthreadd were never forked: charge them to the roots by hand.
   for (const hier of HIERS) for (const css of host.hierarchy(hier)!.root.ownCss) if (css !== undefined) (css.state as Counter).tasks = 2
   const tasks = new Map<number, MTask>()
-  for (const tid of [1, 2]) tasks.set(tid, { tid, tgid: tid, state: 'running', cg: { h: '/', g: '/' }, detached: { h: false, g: false } })
+  for (const tid of [1, 2]) tasks.set(tid, { tid, tgid: tid, state: 'running', kthread: tid === 2, cg: { h: '/', g: '/' }, detached: { h: false, g: false } })
   return { model: { tasks, cgroups: { h: new Set(['/']), g: new Set(['/']) } }, real: { host, fs, calls, subsystems } }
 }
 
@@ -261,6 +263,7 @@ class Fork implements Cmd {
         tid: child.tid,
         tgid: this.thread ? parent!.tgid : child.tid,
         state: 'running',
+        kthread: parent!.kthread,
         cg: { ...parent!.cg },
         detached: { h: false, g: false },
       })
@@ -275,7 +278,7 @@ class Exit implements Cmd {
   async run(model: Model, real: Real): Promise<void> {
     const pid = pickTid(model, this.pick)
     const task = model.tasks.get(pid)
-    const predicted = task === undefined || task.state === 'zombie' || pid <= 2 ? errno('ESRCH') : ok
+    const predicted = task === undefined || task.state === 'zombie' || pid <= 2 || (this.group && task.tgid <= 2) ? errno('ESRCH') : ok
     const op = () => (this.finish ? real.host.exitSync(pid, { group: this.group }) : real.host.beginExitSync(pid, { group: this.group }))
     await step(model, real, predicted, op, () => {
       const targets = this.group ? threadsOf(model, task!.tgid) : [task!]
@@ -289,6 +292,28 @@ class Exit implements Cmd {
     })
   }
   toString = (): string => `${this.finish ? 'exit' : 'beginExit'} #${this.pick}${this.group ? ' group' : ''}`
+}
+
+class Exec implements Cmd {
+  constructor(readonly pick: number) {}
+  check = (): boolean => true
+  async run(model: Model, real: Real): Promise<void> {
+    const pid = pickTid(model, this.pick)
+    const task = model.tasks.get(pid)
+    const predicted = task === undefined || task.state !== 'running' || task.kthread ? errno('ESRCH') : ok
+    await step(model, real, predicted, () => real.host.execSync(pid), (result) => {
+      const group = threadsOf(model, task!.tgid)
+      // Every other thread ends; the exec'ing thread becomes the leader and takes the process id.
+      for (const other of group) if (other !== task && other.tid !== other.tgid) model.tasks.delete(other.tid)
+      if (task!.tid !== task!.tgid) {
+        model.tasks.delete(task!.tgid)
+        model.tasks.delete(task!.tid)
+        model.tasks.set(task!.tgid, { ...task!, tid: task!.tgid })
+      }
+      expect(result.tid).toBe(task!.tgid)
+    })
+  }
+  toString = (): string => `exec #${this.pick}`
 }
 
 class Reap implements Cmd {
@@ -432,6 +457,7 @@ const commandArbs = [
   fc.tuple(fc.nat(), fc.boolean()).map(([pick, thread]) => new Fork(pick, thread)),
   fc.tuple(fc.nat(), fc.boolean(), fc.boolean()).map(([pick, group, finish]) => new Exit(pick, group, finish)),
   fc.nat().map((pick) => new Reap(pick)),
+  fc.nat().map((pick) => new Exec(pick)),
   fc
     .tuple(fc.constantFrom<'thread' | 'process' | 'all'>('thread', 'process', 'all'), fc.nat(), fc.nat(), destsArb, planArb)
     .map(([mode, pick, from, dests, plans]) => new Attach(mode, pick, from, dests, plans)),

@@ -136,4 +136,14 @@ describe('attach transaction', () => {
     const kworker = right(host.createKernelThread({ noSetAffinity: true }))
     expect(left(host.attachSync({ mode: 'thread', pid: kworker.tid, to: to('/x') }))).toMatchObject({ errno: 'EINVAL' })
   })
+
+  it('never lets init or kthreadd exit, even through exit_group from one of their threads', () => {
+    const { host } = makeHost([])
+    const thread = right(host.forkSync(1, { thread: true }))
+    expect(left(host.exitSync(thread.tid, { group: true }))).toMatchObject({ errno: 'ESRCH' })
+    expect(left(host.beginExitSync(thread.tid, { group: true }))).toMatchObject({ errno: 'ESRCH' })
+    right(host.exitSync(thread.tid))
+    expect(host.task(1)!.state).toBe('running')
+    expect(host.spawn().state).toBe('running')
+  })
 })
