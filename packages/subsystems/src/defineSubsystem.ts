@@ -262,3 +262,14 @@ export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedS
   }
   return subsystem
 }
+
+/**
+ * Adds a controller's own API (charge, account, acquire, …) to a defined
+ * subsystem. A name the core already gives a meaning (`release`, `exit`,
+ * `attach`, …) is a compile-time error: the core would call the API method
+ * as a hook.
+ */
+export const extend = <S, A extends object>(
+  subsystem: DefinedSubsystem<S>,
+  api: A & { readonly [K in keyof A & keyof DefinedSubsystem<S>]: never },
+): DefinedSubsystem<S> & A => Object.assign(subsystem, api)

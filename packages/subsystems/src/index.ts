@@ -19,6 +19,7 @@
 export {
   defineSubsystem,
   errnoOfValidation,
+  extend,
   failWith,
   movesOf,
   type AttachHook,
@@ -32,6 +33,11 @@ export {
   type WriteSpec,
 } from './defineSubsystem.ts'
 export { HierarchicalCounter } from './counter.ts'
+/**
+ * fp-ts's `Either` and its constructors, re-exported so a controller (and
+ * its API) can be written with this package as its only import.
+ */
+export { left, right, isLeft, isRight, type Either } from 'fp-ts/lib/Either.js'
 export { keyword, limitOrMax, memoryBytes, PAGE_COUNTER_MAX_BYTES, PAGE_SIZE, parseS64, parseU64, s64, u64, type FileCodec } from './codecs.ts'
 export { pids, type PidsState, type PidsSubsystem } from './pids/index.ts'
 export { memory, type MemoryCharge, type MemoryEvents, type MemoryState, type MemorySubsystem } from './memory/index.ts'

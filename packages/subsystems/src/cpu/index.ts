@@ -17,7 +17,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { badArgument, decode, realClock, strstrip, Task, type CgtxError, type Clock, type Css } from '@cgtx/core'
 import { s64, u64 } from '../codecs.ts'
-import { defineSubsystem, failWith, type DefinedSubsystem, type FileSpec } from '../defineSubsystem.ts'
+import { defineSubsystem, extend, failWith, type DefinedSubsystem, type FileSpec } from '../defineSubsystem.ts'
 
 /** Per-cgroup state of the cpu controller. Times in microseconds unless named otherwise. */
 export interface CpuState {
@@ -363,7 +363,7 @@ export const cpu = (options: CpuOptions = {}): CpuSubsystem => {
     }
   }
 
-  return Object.assign(base, {
+  return extend(base, {
     account: (task: unknown, ns: unknown): E.Either<CgtxError, void> => {
       if (!(task instanceof Task) || task.state === 'reaped') return E.left(badArgument('task', task, 'a live task'))
       const amount = decode(NonNegative, ns, 'ns')

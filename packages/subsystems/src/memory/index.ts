@@ -28,7 +28,7 @@ import * as t from 'io-ts'
 import { badArgument, decode, systemError, Task, type CgtxError, type Css, type ThreadGroup } from '@cgtx/core'
 import { memoryBytes, PAGE_COUNTER_MAX_BYTES, u64 } from '../codecs.ts'
 import { HierarchicalCounter } from '../counter.ts'
-import { defineSubsystem, failWith, type DefinedSubsystem } from '../defineSubsystem.ts'
+import { defineSubsystem, extend, failWith, type DefinedSubsystem } from '../defineSubsystem.ts'
 
 /** The events `memory.events` counts. */
 export interface MemoryEvents {
@@ -256,7 +256,7 @@ export const memory = (): MemorySubsystem => {
     },
   })
 
-  return Object.assign(base, {
+  return extend(base, {
     charge: (task: unknown, bytes: unknown): E.Either<CgtxError, MemoryCharge> => {
       if (!(task instanceof Task) || task.state === 'reaped') return E.left(badArgument('task', task, 'a live task'))
       const amount = typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes > 0 ? E.right(bytes) : decode(Bytes, bytes, 'bytes')
