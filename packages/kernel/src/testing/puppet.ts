@@ -87,8 +87,12 @@ export class Puppet {
   ) {
     this.exited = new Promise((resolve) => child.once('exit', () => {
       this.alive = false
+      // Killed from outside (cgroup.kill, SIGKILL): every pending command fails.
+      for (const answer of this.pending.splice(0)) answer('err ESRCH')
       resolve()
     }))
+    // A write racing with its death must not crash the harness.
+    child.stdin!.on('error', () => undefined)
   }
 
   /** Starts a puppet; resolves once it has answered with its pid. */

@@ -10,7 +10,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { randomBytes } from 'node:crypto'
-import { readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs'
 import { systemError, type CgtxError } from '@cgtx/core'
 import { KernelCgroupFs } from '../cgroupfs.ts'
 import { discover } from '../discovery.ts'
@@ -26,11 +26,22 @@ export interface CleanupReport {
 }
 
 const live = new Set<Sandbox>()
+
+// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+const startTimeOf = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
 let exitHandler = false
 
 /** A prefix directory per hierarchy on the real kernel, and the processes spawned into it. */
 export class Sandbox {
   private readonly puppets = new Set<Puppet>()
+  private readonly tracked = new Map<number, string>()
   private cleaned = false
 
   private constructor(
@@ -101,6 +112,17 @@ export class Sandbox {
     return E.right(puppet)
   }
 
+  /**
+   * Tracks a process the sandbox did not start itself (a puppet's child),
+   * so cleanup can kill it should it outlive its parent. It is remembered
+   * with its start time: a pid whose process has gone and been reused by
+   * someone else is never killed.
+   */
+  track(pid: number): void {
+    const started = startTimeOf(pid)
+    if (started !== undefined) this.tracked.set(pid, started)
+  }
+
   /** Thaws, moves every tracked process back to the root of the sandbox, kills them by PID and removes every directory bottom-up. */
   async cleanup(): Promise<CleanupReport> {
     if (this.cleaned) return { leftovers: [] }
@@ -114,6 +136,7 @@ export class Sandbox {
       puppet.kill()
       await puppet.exited
     }))
+    this.killTracked()
     const leftovers: Array<string> = []
     for (const hierarchy of this.hierarchies) {
       for (const dir of this.directories(hierarchy)) {
@@ -131,6 +154,7 @@ export class Sandbox {
     if (this.cleaned) return
     this.thaw()
     for (const puppet of this.puppets) puppet.kill()
+    this.killTracked()
     for (const hierarchy of this.hierarchies) {
       for (const dir of this.directories(hierarchy)) {
         const real = this.fs.realPath(dir, 'rmdir')
@@ -149,6 +173,19 @@ export class Sandbox {
     }
     this.cleaned = true
     live.delete(this)
+  }
+
+  // Orphans of killed puppets: SIGKILL, but only the very process that was tracked.
+  private killTracked(): void {
+    for (const [pid, started] of this.tracked) {
+      if (startTimeOf(pid) !== started) continue
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }
+    this.tracked.clear()
   }
 
   // Every directory of the prefix in `hierarchy`, children before parents.

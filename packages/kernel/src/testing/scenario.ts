@@ -368,6 +368,13 @@ export class KernelRunner extends Side {
   }
 
   async run(step: Step): Promise<Answer> {
+    // A puppet killed from outside (cgroup.kill) is gone once Node has reaped it.
+    for (const [name, puppet] of this.puppets) {
+      const named = this.names.get(name)!
+      if (puppet.running || named.state === 'gone') continue
+      named.state = 'gone'
+      for (const [, other] of this.names) if (other.parent === name && other.kind === 'thread') other.state = 'gone'
+    }
     const fs = this.sandbox.fs
     switch (step.op) {
       case 'mkdir':
@@ -403,6 +410,7 @@ export class KernelRunner extends Side {
         if (of.right.state !== 'live') return { ok: false, error: 'ESRCH' }
         const reply = await this.puppets.get(step.of)!.command(step.op)
         if (!reply.ok) return { ok: false, error: reply.value }
+        if (step.op === 'fork') this.sandbox.track(Number(reply.value))
         this.names.set(step.as, { kind: step.op === 'thread' ? 'thread' : 'child', tid: Number(reply.value), parent: step.of, state: 'live' })
         return { ok: true }
       }
