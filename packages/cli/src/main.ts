@@ -2,6 +2,7 @@
  * The `cgtx` command line. `cgtx demo` walks through a transaction; other
  * commands are listed by `cgtx help`.
  */
+import { runCheck } from './check.ts'
 import { runDemo } from './demo.ts'
 import { runReplay } from './replay.ts'
 
@@ -18,6 +19,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   switch (argv[0]) {
     case 'demo':
       return runDemo(print)
+    case 'check':
+      return runCheck(argv.slice(1), print)
     case 'replay':
       return runReplay(argv.slice(1), print)
     case undefined:
