@@ -3,6 +3,7 @@
  * each deliberately broken variant is caught by the law that names its bug,
  * with a report giving the law, the seed, the path and the shrunk operations.
  */
+import { readFileSync } from 'node:fs'
 import * as fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { defineSubsystem, HierarchicalCounter, limitOrMax } from '../src/index.ts'
@@ -91,6 +92,11 @@ describe('the kit has teeth', () => {
       expect(report).toMatch(/shrunk operations:\n(.|\n)*\d\. /)
     })
   }
+
+  it('prints the failure report docs/plugins.md shows (seed 42)', async () => {
+    const [result] = await runLaws(configOf('forgets to undo'), { numRuns: 200, seed: 42, only: ['abort restores an equivalent state'] })
+    expect(readFileSync(new URL('../../../docs/plugins.md', import.meta.url), 'utf8')).toContain(formatResult(result!))
+  })
 
   it('replays a reported failure from its seed and path', async () => {
     const [first] = await runLaws(configOf('forgets to undo'), { numRuns: 200, only: ['abort restores an equivalent state'] })
