@@ -52,3 +52,24 @@ describe('discovery', () => {
     if (E.isRight(found)) expect(found.right.mounts.length).toBeGreaterThan(0)
   })
 })
+
+describe('/proc/PID/cgroup', () => {
+  it('maps every line to its mount by controller set, v2 by id 0, and strips " (deleted)"', async () => {
+    const { parseProcCgroup } = await import('@cgtx/kernel')
+    const found = discover({ mountinfo, procCgroups, readControllers: () => [] })
+    if (E.isLeft(found)) throw new Error('discovery failed')
+    const text = ['9:name=systemd:/', '8:pids:/x/y', '1:cpuacct,cpu:/a b', '4:memory:/m', '0::/gone (deleted)', 'garbage', ''].join('\n')
+    expect(parseProcCgroup(found.right, text)).toEqual({ systemd: '/', pids: '/x/y', 'cpu,cpuacct': '/a b', 'un ified': '/gone' })
+  })
+
+  it('reads this process and refuses a task that does not exist with ESRCH', async () => {
+    const { placementOf, threadsOf, tgidOf } = await import('@cgtx/kernel')
+    const found = discover()
+    if (E.isLeft(found)) throw new Error('discovery failed')
+    const mine = placementOf(found.right, process.pid)
+    expect(E.isRight(mine) && Object.keys(mine.right).length).toBeGreaterThan(0)
+    expect(placementOf(found.right, 4_194_304)).toMatchObject({ _tag: 'Left', left: { errno: 'ESRCH' } })
+    expect(threadsOf(4_194_304)).toMatchObject({ _tag: 'Left', left: { errno: 'ESRCH' } })
+    expect(tgidOf(process.pid)).toEqual(E.right(process.pid))
+  })
+})
