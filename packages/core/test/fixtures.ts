@@ -152,7 +152,10 @@ export const observe = (host: Host): unknown => {
         nrTasks: cgroup.nrTasks,
         type: cgroup.type,
         subtreeControl: [...cgroup.subtreeControl],
-        css: cgroup.ownCss.map((css) => (css === undefined ? null : { id: css.id, online: css.online, state: JSON.stringify(css.state) })),
+        css: cgroup.hierarchy.subsystems.map(({ id }) => {
+          const css = cgroup.ownCss[id]
+          return css === undefined ? null : { id: css.id, online: css.online, state: JSON.stringify(css.state) }
+        }),
         files,
       }
     }),

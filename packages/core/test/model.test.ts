@@ -33,6 +33,8 @@ interface MTask {
 interface Model {
   readonly tasks: Map<number, MTask>
   readonly cgroups: Record<Hier, Set<string>>
+  /** d is enabled in g's root `cgroup.subtree_control`. */
+  dEnabled: boolean
 }
 
 interface Real {
@@ -46,8 +48,11 @@ const live = (task: MTask): boolean => task.state !== 'zombie'
 const parentOf = (path: string): string => (path.lastIndexOf('/') === 0 ? '/' : path.slice(0, path.lastIndexOf('/')))
 const under = (path: string, root: string): boolean => root === '/' || path === root || path.startsWith(`${root}/`)
 const fsPath = (hier: Hier, path: string, file: string): string => `/${hier}${path === '/' ? '' : path}/${file}`
-// The cgroup whose css a task in `path` uses for the subsystem(s) of `hier`.
-const cssKey = (hier: Hier, path: string): string => (hier === 'h' || path === '/' ? path : `/${path.split('/')[1]!}`)
+// The cgroup whose css a running task in `path` uses for the subsystem(s) of
+// `hier`: its own in h; in g the depth-1 ancestor's while d is enabled in the
+// root, else the root's.
+const cssKey = (model: Model, hier: Hier, path: string): string =>
+  hier === 'h' ? path : path === '/' || !model.dEnabled ? '/' : `/${path.split('/')[1]!}`
 const threadsOf = (model: Model, tgid: number): Array<MTask> => [...model.tasks.values()].filter((task) => task.tgid === tgid)
 
 // ---------------------------------------------------------------- setup
@@ -70,7 +75,7 @@ const setup = (): { model: Model; real: Real } => {
   for (const hier of HIERS) for (const css of host.hierarchy(hier)!.root.ownCss) if (css !== undefined) (css.state as Counter).tasks = 2
   const tasks = new Map<number, MTask>()
   for (const tid of [1, 2]) tasks.set(tid, { tid, tgid: tid, state: 'running', kthread: tid === 2, cg: { h: '/', g: '/' }, detached: { h: false, g: false } })
-  return { model: { tasks, cgroups: { h: new Set(['/']), g: new Set(['/']) } }, real: { host, fs, calls, subsystems } }
+  return { model: { tasks, cgroups: { h: new Set(['/']), g: new Set(['/']) }, dEnabled: true }, real: { host, fs, calls, subsystems } }
 }
 
 // ------------------------------------------------------------ snapshots
@@ -84,14 +89,19 @@ const snapshot = (real: Real): unknown => {
       id: cgroup.id,
       path: cgroup.path,
       populated: cgroup.populated,
-      counters: cgroup.ownCss.map((css) => (css === undefined ? null : (css.state as Counter).tasks)),
+      counters: cgroup.hierarchy.subsystems.map(({ id }) => {
+        const css = cgroup.ownCss[id]
+        return css === undefined ? null : (css.state as Counter).tasks
+      }),
       events: hier === 'g' && !cgroup.isRoot ? fs.readSync(fsPath(hier, cgroup.path, 'cgroup.events')) : null,
+      subtreeControl: [...cgroup.subtreeControl],
     })),
   )
   const tasks = [...host.tasks()].map((task) => ({
     tid: task.tid,
     state: task.state,
     cgroups: task.cssSet.cgroups.map((cgroup) => cgroup.id),
+    css: task.cssSet.css.map((css) => css?.id),
   }))
   return { cgroups, tasks }
 }
@@ -111,11 +121,18 @@ const expectCounters = (model: Model, real: Real): void => {
     for (const cgroup of host.hierarchy(hier)!.root.subtree()) {
       for (const { id } of cgroup.hierarchy.subsystems) {
         const css = cgroup.ownCss[id] as Css<Counter> | undefined
-        const ownsCss = hier === 'h' || cgroup.level <= 1
+        const ownsCss = hier === 'h' || cgroup.level === 0 || (cgroup.level === 1 && model.dEnabled)
         expect(css !== undefined, `${hier}:${cgroup.path} owns a css for ${id}`).toBe(ownsCss)
         if (css === undefined) continue
-        const expected = [...model.tasks.values()].filter((task) => live(task) && cssKey(hier, task.cg[hier]) === cgroup.path).length
-        expect(css.state.tasks, `counter of ${css.subsystem.name} in ${hier}:${cgroup.path}`).toBe(expected)
+        // Running tasks use the css the model says; exiting ones keep the
+        // css they had when a subtree_control change skipped them.
+        const users = [...model.tasks.values()].filter((task) =>
+          task.state === 'running'
+            ? cssKey(model, hier, task.cg[hier]) === cgroup.path
+            : task.state === 'exiting' && host.task(task.tid)!.cssSet.css[id] === css,
+        )
+        expect(css.state.tasks, `counter of ${css.subsystem.name} in ${hier}:${cgroup.path}`).toBe(users.length)
+        for (const task of users) expect(host.task(task.tid)!.cssSet.css[id], `css of ${task.tid}`).toBe(css)
       }
     }
   }
@@ -294,6 +311,36 @@ class Exit implements Cmd {
   toString = (): string => `${this.finish ? 'exit' : 'beginExit'} #${this.pick}${this.group ? ' group' : ''}`
 }
 
+class SubtreeControl implements Cmd {
+  constructor(
+    readonly enable: boolean,
+    readonly plan: { failIn: 'prepareSleep' | 'prepareSpin'; how: FailureKind } | undefined,
+  ) {}
+  check = (): boolean => true
+  async run(model: Model, real: Real): Promise<void> {
+    const d = real.subsystems[3]!
+    d.plan = this.plan ?? {}
+    // Tasks whose d css changes: running ones below the root (exiting ones are skipped).
+    const moved = [...model.tasks.values()].filter((task) => task.state === 'running' && task.cg.g !== '/')
+    const changes = this.enable !== model.dEnabled && moved.length > 0
+    const how = this.plan?.how
+    const predicted: Outcome =
+      !changes || this.plan === undefined
+        ? ok
+        : {
+            ok: false,
+            check: (error) => {
+              // A sleep in a synchronous write is refused as a write that would sleep.
+              if (how === 'refuse' || how === 'throw') expect(error).toMatchObject({ subsystem: 'd' })
+              else expect(error).toMatchObject({ _tag: 'SystemError' })
+            },
+          }
+    await step(model, real, predicted, () => real.fs.writeSync('/g/cgroup.subtree_control', this.enable ? '+d' : '-d'), () => void (model.dEnabled = this.enable), () => predicted.ok)
+    d.plan = {}
+  }
+  toString = (): string => `subtree_control ${this.enable ? '+d' : '-d'} ${JSON.stringify(this.plan ?? {})}`
+}
+
 class Exec implements Cmd {
   constructor(readonly pick: number) {}
   check = (): boolean => true
@@ -398,7 +445,7 @@ class Attach implements Cmd {
     const called = NAMES.filter((name) => {
       const hier = HIER_OF[name]
       const dest = this.to.find((d) => d.hier === hier)
-      return dest !== undefined && entries.some((t) => cssKey(hier, t.cg[hier]) !== cssKey(hier, dest.path))
+      return dest !== undefined && entries.some((t) => cssKey(model, hier, t.cg[hier]) !== cssKey(model, hier, dest.path))
     })
     const failing =
       called.find((name) => this.plans[name]?.failIn === 'prepareSleep') ?? called.find((name) => this.plans[name]?.failIn === 'prepareSpin')
@@ -458,6 +505,36 @@ const commandArbs = [
   fc.tuple(fc.nat(), fc.boolean(), fc.boolean()).map(([pick, group, finish]) => new Exit(pick, group, finish)),
   fc.nat().map((pick) => new Reap(pick)),
   fc.nat().map((pick) => new Exec(pick)),
+  fc
+    .tuple(
+      fc.boolean(),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant(undefined) },
+        {
+          weight: 1,
+          arbitrary: fc.record({
+            failIn: fc.constantFrom<'prepareSleep' | 'prepareSpin'>('prepareSleep', 'prepareSpin'),
+            how: fc.constantFrom<FailureKind>('refuse', 'throw', 'sleep', 'reject'),
+          }),
+        },
+      ),
+    )
+    .map(([enable, plan]) => new SubtreeControl(enable, plan)),
+  fc
+    .tuple(
+      fc.boolean(),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant(undefined) },
+        {
+          weight: 1,
+          arbitrary: fc.record({
+            failIn: fc.constantFrom<'prepareSleep' | 'prepareSpin'>('prepareSleep', 'prepareSpin'),
+            how: fc.constantFrom<FailureKind>('refuse', 'throw', 'sleep', 'reject'),
+          }),
+        },
+      ),
+    )
+    .map(([enable, plan]) => new SubtreeControl(enable, plan)),
   fc
     .tuple(fc.constantFrom<'thread' | 'process' | 'all'>('thread', 'process', 'all'), fc.nat(), fc.nat(), destsArb, planArb)
     .map(([mode, pick, from, dests, plans]) => new Attach(mode, pick, from, dests, plans)),
