@@ -9,7 +9,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Host, type AttachContext, type Css, type Subsystem, type Task, type ThreadGroup } from '@cgtx/core'
+import { Host, VirtualCgroupFs, type AttachContext, type Css, type Subsystem, type Task, type ThreadGroup } from '@cgtx/core'
 import { expectProtocol, left, recorder, right, type CallRecord, type Counter } from './fixtures.ts'
 
 interface World {
@@ -268,5 +268,137 @@ describe('concurrent transactions, forks, exits and structure changes', () => {
     expect(log).toEqual(['attach started', 'attach finished', 'fork resolved', 'exit resolved'])
     // The fork saw the process after the move: the child is born in /x.
     expect(host.cgroupOf(child, host.hierarchy('h')!).path).toBe('/x')
+  })
+})
+
+// ------------------------------------------------------------------- v2
+
+const V2_OPS = [
+  'moveP1',
+  'moveP2',
+  'allAB',
+  'threadT1',
+  'enableM',
+  'disableM',
+  'enableMinA',
+  'forkP1',
+  'forkP1Thread',
+  'exitT1',
+  'mkdirD',
+  'rmdirD',
+] as const
+type V2Op = (typeof V2_OPS)[number]
+
+interface V2World {
+  readonly host: Host
+  readonly fs: VirtualCgroupFs
+  readonly calls: Array<CallRecord>
+  readonly problems: Array<string>
+  readonly pids: { readonly p1: number; readonly t1: number; readonly p2: number }
+}
+
+// p (threaded) and m sleep in prepareSleep and attach; d tracks nothing else.
+const buildV2 = (sleep: (label: string) => Promise<void>): V2World => {
+  let armed = false
+  const schedule = (label: string): Promise<void> | undefined => (armed ? sleep(label) : undefined)
+  const calls: Array<CallRecord> = []
+  const problems: Array<string> = []
+  const moving = new Set<ThreadGroup>()
+  const host = right(
+    Host.create({
+      subsystems: [
+        { ...sleepy(recorder('p', calls), schedule, moving, problems), threaded: true },
+        sleepy(recorder('m', calls), schedule, moving, problems),
+      ],
+      hierarchies: [{ name: 'u', version: 'v2', subsystems: ['p', 'm'] }],
+    }),
+  )
+  const fs = new VirtualCgroupFs(host)
+  for (const css of host.hierarchy('u')!.root.ownCss) if (css !== undefined) (css.state as Counter).tasks = 2
+  for (const path of ['/a', '/a/b', '/c']) right(fs.mkdirSync(`/u${path}`))
+  right(fs.writeSync('/u/cgroup.subtree_control', '+p'))
+  const p1 = right(host.forkSync(1)).tid
+  const t1 = right(host.forkSync(p1, { thread: true })).tid
+  const p2 = right(host.forkSync(1)).tid
+  right(fs.writeSync('/u/a/b/cgroup.procs', `${p1}`))
+  right(fs.writeSync('/u/c/cgroup.procs', `${p2}`))
+  calls.length = 0
+  armed = true
+  return { host, fs, calls, problems, pids: { p1, t1, p2 } }
+}
+
+const runV2 = (world: V2World, op: V2Op): Promise<E.Either<unknown, unknown>> => {
+  const { host, fs, pids } = world
+  const u = (path: string) => ({ hierarchy: 'u', path })
+  switch (op) {
+    case 'moveP1':
+      return host.attach({ mode: 'process', pid: pids.p1, to: u('/c') })()
+    case 'moveP2':
+      return host.attach({ mode: 'process', pid: pids.p2, to: u('/a/b') })()
+    case 'allAB':
+      return host.attach({ mode: 'all', from: '/a/b', to: u('/c') })()
+    case 'threadT1':
+      return host.attach({ mode: 'thread', pid: pids.t1, to: u('/a/b') })()
+    case 'enableM':
+      return fs.write('/u/cgroup.subtree_control', '+m')()
+    case 'disableM':
+      return fs.write('/u/cgroup.subtree_control', '-m')()
+    case 'enableMinA':
+      return fs.write('/u/a/cgroup.subtree_control', '+m')()
+    case 'forkP1':
+      return host.fork(pids.p1)()
+    case 'forkP1Thread':
+      return host.fork(pids.p1, { thread: true })()
+    case 'exitT1':
+      return host.exit(pids.t1)()
+    case 'mkdirD':
+      return fs.mkdir('/u/a/b/d')()
+    case 'rmdirD':
+      return fs.rmdir('/u/a/b/d')()
+  }
+}
+
+describe('v2: concurrent transactions and subtree_control changes', () => {
+  it('keep every running task on the css its cgroup implies, counters consistent, all finish', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), fc.array(fc.constantFrom(...V2_OPS), { minLength: 2, maxLength: 8 }), async (s, ops) => {
+        const world = buildV2((label) => s.schedule(Promise.resolve(), label))
+        const started = ops.map((op) => ({ op, settled: false }))
+        for (const entry of started) {
+          void s
+            .schedule(Promise.resolve(), `start ${entry.op}`)
+            .then(() => runV2(world, entry.op))
+            .then(() => void (entry.settled = true))
+        }
+        await s.waitIdle()
+        const { host } = world
+        expect(started.filter((entry) => !entry.settled).map((entry) => entry.op), 'operations still pending (deadlock)').toEqual([])
+        expect(world.problems).toEqual([])
+        expect(host.mutex.owner).toBeUndefined()
+        const live = [...host.tasks()].filter((task) => task.state !== 'zombie')
+        const root = host.hierarchy('u')!.root
+        const seen: Array<number> = []
+        for (const cgroup of root.subtree()) for (const task of cgroup.tasks()) seen.push(task.tid)
+        expect(seen.sort((a, b) => a - b)).toEqual(live.map((task) => task.tid).sort((a, b) => a - b))
+        for (const task of live) {
+          const cgroup = host.cgroupOf(task, host.hierarchy('u')!)
+          expect(cgroup.dead).toBe(false)
+          if (task.state !== 'running') continue
+          for (const { id } of cgroup.hierarchy.subsystems)
+            expect(task.cssSet.css[id], `css ${id} of ${task.tid} in ${cgroup.path}`).toBe(cgroup.effectiveCss(id))
+          // No internal processes: a populated non-root cgroup enables no domain controller.
+          if (!cgroup.isRoot) expect(cgroup.subtreeControl.has(host.subsystemId('m'))).toBe(false)
+        }
+        for (const cgroup of root.subtree()) {
+          for (const css of cgroup.ownCss as ReadonlyArray<Css<Counter> | undefined>) {
+            if (css === undefined) continue
+            const users = live.filter((task) => task.cssSet.css[css.subsystemId] === css).length
+            expect(css.state.tasks, `${css.subsystem.name} counter in ${cgroup.path}`).toBe(users)
+          }
+        }
+        expectProtocol(world.calls)
+      }),
+      { numRuns: 150 },
+    )
   })
 })
