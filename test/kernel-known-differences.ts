@@ -28,6 +28,11 @@ export const knownDifferences: ReadonlyArray<KnownDifference> = [
       model.error === 'EINVAL' &&
       step.value.split(/\s+/).some((token) => compiledIn.has(token.replace(/^[+-]/, ''))),
   },
+  {
+    reason:
+      'sched_setscheduler to SCHED_FIFO/RR of a task in a cpu group without RT runtime: the kernel (CONFIG_RT_GROUP_SCHED) refuses with EPERM; the model\'s Host.setPolicy does not consult the cpu controller',
+    applies: ({ step, model, kernel }) => step.op === 'policy' && step.policy !== 'normal' && model?.ok === true && kernel?.ok === false && kernel.error === 'EPERM',
+  },
 ]
 
 /** Why the model and the kernel may answer this step differently, or undefined if they must agree. */

@@ -38,6 +38,8 @@ const describeStep = (step: Step): string => {
       return `${step.op} ${step.of} → ${step.as}`
     case 'setaffinity':
       return `setaffinity ${step.who} ${step.cpus.join(',')}`
+    case 'policy':
+      return `policy ${step.who} ${step.policy}`
     default:
       return `${step.op} ${step.who}`
   }

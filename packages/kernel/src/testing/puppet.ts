@@ -49,6 +49,9 @@ for line in sys.stdin:
         elif cmd == "kill":
             pid = int(words[1]); os.kill(pid, signal.SIGKILL)
             reply("ok" if zombie(pid) else "err ETIMEDOUT")
+        elif cmd == "policy":
+            policy = {"fifo": os.SCHED_FIFO, "rr": os.SCHED_RR, "normal": os.SCHED_OTHER}[words[2]]
+            os.sched_setscheduler(int(words[1]), policy, os.sched_param(10 if policy != os.SCHED_OTHER else 0)); reply("ok")
         elif cmd == "affinity":
             os.sched_setaffinity(int(words[1]), {int(cpu) for cpu in words[2].split(",")}); reply("ok")
         elif cmd == "reap":

@@ -47,6 +47,8 @@ export const Step = t.union(
     t.strict({ op: t.literal('affinity'), who: Name }),
     /** sched_setaffinity of a live task. */
     t.strict({ op: t.literal('setaffinity'), who: Name, cpus: t.array(t.number) }),
+    /** sched_setscheduler of a live task: `fifo` / `rr` (priority 10) or `normal`. */
+    t.strict({ op: t.literal('policy'), who: Name, policy: t.keyof({ fifo: null, rr: null, normal: null }) }),
     /** A per-CPU kernel thread (PF_NO_SETAFFINITY), which no write may move. */
     t.strict({ op: t.literal('kthread'), as: Name }),
   ],
@@ -310,12 +312,14 @@ export class ModelRunner extends Side {
         return { ok: true, value: this.hierarchies.map((name) => `${name}:${this.relative(host.cgroupOf(task, host.hierarchy(name)!).path)}`).join(' ') }
       }
       case 'affinity':
-      case 'setaffinity': {
+      case 'setaffinity':
+      case 'policy': {
         const who = this.named(step.who, ['process', 'thread', 'child'])
         if (E.isLeft(who)) return misuse(who.left)
         const task = host.task(who.right.tid)
         if (task === undefined || who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
         if (step.op === 'setaffinity') return answer(host.setAffinity(task.tid, step.cpus))
+        if (step.op === 'policy') return answer(host.setPolicy(task.tid, step.policy))
         return { ok: true, value: formatCpuList(task.affinity ?? Array.from({ length: host.cpus }, (_, cpu) => cpu)) }
       }
       case 'kthread': {
@@ -449,14 +453,16 @@ export class KernelRunner extends Side {
         return answer(placement, (at) => this.hierarchies.map((name) => `${name}:${this.relative(at[name] ?? '?')}`).join(' '))
       }
       case 'affinity':
-      case 'setaffinity': {
+      case 'setaffinity':
+      case 'policy': {
         const who = this.named(step.who, ['process', 'thread', 'child'])
         if (E.isLeft(who)) return misuse(who.left)
         if (who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
         const owner = who.right.kind === 'process' ? step.who : who.right.parent!
         const tgid = this.names.get(who.right.kind === 'thread' ? owner : step.who)!.tid
-        if (step.op === 'setaffinity') {
-          const reply = await this.puppets.get(owner)!.command(`affinity ${who.right.tid} ${step.cpus.join(',')}`)
+        if (step.op === 'setaffinity' || step.op === 'policy') {
+          const command = step.op === 'policy' ? `policy ${who.right.tid} ${step.policy}` : `affinity ${who.right.tid} ${step.cpus.join(',')}`
+          const reply = await this.puppets.get(owner)!.command(command)
           return reply.ok ? { ok: true } : { ok: false, error: reply.value }
         }
         try {
