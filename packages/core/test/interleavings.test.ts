@@ -18,6 +18,10 @@ interface World {
   /** Broken promises noticed inside hooks. */
   readonly problems: Array<string>
   readonly pids: { readonly p1: number; readonly t1: number; readonly t2: number; readonly p2: number }
+  /** Every task that existed when the operations started. */
+  readonly initial: ReadonlyArray<Task>
+  /** The process each exit / exec operation ends tasks of. */
+  readonly groups: ReadonlyMap<string, ThreadGroup>
 }
 
 // A recorder whose prepareSleep and attach first sleep on a promise the
@@ -93,7 +97,12 @@ const build = (sleep: (label: string) => Promise<void>): World => {
   right(host.attachSync({ mode: 'process', pid: p2, to: { hierarchy: 'h', path: '/src' } }))
   calls.length = 0
   armed = true
-  return { host, calls, problems, pids: { p1, t1, t2, p2 } }
+  const groups = new Map([
+    ['exitT2', host.task(p1)!.group],
+    ['exitP2Group', host.task(p2)!.group],
+    ['execT1', host.task(p1)!.group],
+  ])
+  return { host, calls, problems, pids: { p1, t1, t2, p2 }, initial: [...host.tasks()], groups }
 }
 
 const OPS = [
@@ -108,6 +117,7 @@ const OPS = [
   'forkP2Thread',
   'exitT2',
   'exitP2Group',
+  'execT1',
   'mkdirNew',
   'rmdirOther',
   'rmdirNew',
@@ -144,6 +154,8 @@ const run = (world: World, op: Op): Promise<E.Either<unknown, unknown>> => {
       return host.fork(pids.p2, { thread: true })()
     case 'exitT2':
       return host.exit(pids.t2)()
+    case 'execT1':
+      return host.exec(pids.t1)()
     case 'exitP2Group':
       return host.exit(pids.p2, { group: true })()
     case 'mkdirNew':
@@ -173,21 +185,23 @@ const expectConsistent = (world: World, started: ReadonlyArray<Started>): void =
     expect(seen.sort((a, b) => a - b)).toEqual(liveTasks.map((task) => task.tid).sort((a, b) => a - b))
     for (const task of liveTasks) expect(host.cgroupOf(task, hierarchy).dead).toBe(false)
   }
+  // Nothing lost: every task ever created is still findable under its tid,
+  // unless it was reaped because its process ran exit or exec.
   const forked = started.flatMap((entry) =>
-    entry.op.startsWith('fork') && entry.result !== undefined && E.isRight(entry.result) ? [(entry.result.right as Task).tid] : [],
+    entry.op.startsWith('fork') && entry.result !== undefined && E.isRight(entry.result) ? [entry.result.right as Task] : [],
   )
-  const exited = new Set(
+  const ended = new Set(
     started.flatMap((entry) =>
-      entry.op.startsWith('exit') && entry.result !== undefined && E.isRight(entry.result)
-        ? (entry.result.right as ReadonlyArray<Task>).map((task) => task)
+      (entry.op.startsWith('exit') || entry.op.startsWith('exec')) && entry.result !== undefined && E.isRight(entry.result)
+        ? [world.groups.get(entry.op)!]
         : [],
     ),
   )
-  const { p1, t1, t2, p2 } = world.pids
-  for (const tid of [1, 2, p1, t1, t2, p2, ...forked]) {
-    const task = host.task(tid)
-    if (task === undefined) expect([...exited].some((gone) => gone.tid === tid && !gone.isLeader), `task ${tid} lost`).toBe(true)
+  for (const task of [...world.initial, ...forked]) {
+    if (task.state === 'reaped') expect(ended.has(task.group), `task ${task.tid} lost`).toBe(true)
+    else expect(host.task(task.tid), `task ${task.tid} findable`).toBe(task)
   }
+  expect([...host.tasks()].every((task) => world.initial.includes(task) || forked.includes(task)), 'no task from nowhere').toBe(true)
   // Counters equal the live tasks using each css.
   for (const hierarchy of host.hierarchies) {
     for (const cgroup of hierarchy.root.subtree()) {
@@ -261,6 +275,9 @@ describe('concurrent transactions, forks, exits and structure changes', () => {
     expect(left(host.forkSync(process.tid))).toMatchObject({ errno: 'EAGAIN' })
     expect(left(host.exitSync(process.tid))).toMatchObject({ errno: 'EAGAIN' })
     right(host.forkSync(other.tid))
+    // The group mutex is held too: synchronous structure changes and moves refuse.
+    expect(left(host.attachSync({ mode: 'process', pid: other.tid, to: { hierarchy: 'h', path: '/x' } }))).toMatchObject({ errno: 'EAGAIN' })
+    expect(left(host.mkdirSync({ hierarchy: 'h', path: '/y' }))).toMatchObject({ errno: 'EAGAIN' })
     open()
     right(await move)
     const child = right(await fork)
