@@ -44,7 +44,7 @@ export const changeSubtreeControl = (
   wanted: { readonly enable: ReadonlySet<number>; readonly disable: ReadonlySet<number> },
   options: MigrateOptions,
 ): MaybePromise<E.Either<CgtxError, void>> => {
-  const operation = `write ${cgroup.hierarchy.name}:${cgroup.path}/cgroup.subtree_control`
+  const operation = `write ${cgroup.hierarchy.name}:${cgroup.isRoot ? '' : cgroup.path}/cgroup.subtree_control`
   const owner = {}
   const locked: Array<ThreadGroup> = []
   const release = (): void => {
