@@ -145,14 +145,26 @@ abstract class Side implements Runner {
     return problem === undefined ? E.right(replaced) : E.left(problem)
   }
 
-  /** Pid listings as names (unknown pids as `?`), in the order listed. */
+  /**
+   * Pid listings as names (unknown pids as `?`). v2 lists in migration order,
+   * which both sides share, so the order is kept. v1 sorts by pid, and pids
+   * differ between the sides: a listing in ascending pid order is compared
+   * by its names, sorted (so a pid wrap-around cannot reorder it); one that
+   * is not ascending keeps its order, and the difference shows.
+   */
   protected translate(path: string, text: string): string {
     const file = path.slice(path.lastIndexOf('/') + 1)
     if (!listingFiles.has(file)) return text
     const byTid = new Map([...this.names].filter(([, named]) => named.state !== 'gone').map(([name, named]) => [named.tid, `$${name}`]))
-    const lines = text.split('\n').filter((line) => line !== '').map((line) => byTid.get(Number(line)) ?? '?')
-    return lines.map((line) => `${line}\n`).join('')
+    const pids = text.split('\n').filter((line) => line !== '').map(Number)
+    const names = pids.map((pid) => byTid.get(pid) ?? '?')
+    const ascending = pids.every((pid, i) => i === 0 || pids[i - 1]! < pid)
+    if (this.version(path.split('/')[1]!) === 'v1' && ascending) names.sort()
+    return names.map((name) => `${name}\n`).join('')
   }
+
+  /** The version of a sandbox hierarchy on this side. */
+  protected abstract version(mount: string): 'v1' | 'v2'
 
   /** `/<prefix>/a` → `/a`; anything outside the sandbox is marked with `!`. */
   protected relative(path: string): string {
@@ -333,6 +345,10 @@ export class ModelRunner extends Side {
     }
   }
 
+  protected version(mount: string): 'v1' | 'v2' {
+    return this.host.hierarchy(mount)?.version ?? 'v1'
+  }
+
   async close(): Promise<ReadonlyArray<string>> {
     return []
   }
@@ -481,6 +497,10 @@ export class KernelRunner extends Side {
         return { ok: true }
       }
     }
+  }
+
+  protected version(mount: string): 'v1' | 'v2' {
+    return this.sandbox.fs.mounts.mounts.find((candidate) => candidate.name === mount)?.version ?? 'v1'
   }
 
   // A kernel thread must never stay moved: the kernel refuses (EINVAL), but
