@@ -5,6 +5,7 @@
  * changed. Plus the locks themselves: FIFO sleeping locks, a fair
  * reader/writer semaphore, spin locks that never wait.
  */
+import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { RwSemaphore, SleepLock, SpinLock, type AttachContext, type Host, type Subsystem } from '@cgtx/core'
@@ -26,7 +27,7 @@ const subsystem = (name: string, calls: Calls, callbacks: Partial<Subsystem<null
     abortSpin: logged('abortSpin'),
     abortSleep: logged('abortSleep'),
     commit: logged('commit', callbacks.commit),
-    attach: logged('attach'),
+    attach: logged('attach', callbacks.attach) as Subsystem<null>['attach'],
     postAttach: logged('postAttach'),
   }
 }
@@ -133,6 +134,48 @@ describe('lock validator', () => {
     expect(seen[0]).toBeDefined()
     expect(spin.owner).toBeUndefined()
     expect(host.validator.violations).toEqual([])
+  })
+
+  it('holds a sleeping lock from prepareSleep through commit, releases it before attach; unlock releases early', () => {
+    const calls: Calls = []
+    const held = new SleepLock('held_lock')
+    const early = new SleepLock('early_lock')
+    const seen: Record<string, boolean> = {}
+    const { host, pid } = setup([
+      subsystem('a', calls, {
+        prepareSleep: (ctx) => {
+          ctx.lock(held)
+          ctx.lock(early)
+          ctx.unlock(early)
+          seen.earlyFreeAfterUnlock = early.owner === undefined
+        },
+        prepareSpin: () => void (seen.heldInSpin = held.owner !== undefined),
+        commit: () => void (seen.heldInCommit = held.owner !== undefined),
+        attach: () => void (seen.heldInAttach = held.owner !== undefined),
+      }),
+    ])
+    right(moveTo(host, pid, '/x'))
+    expect(seen).toEqual({ earlyFreeAfterUnlock: true, heldInSpin: true, heldInCommit: true, heldInAttach: false })
+    expect(held.owner).toBeUndefined()
+  })
+
+  it('keeps the thread-group lock through attach and drops it before postAttach, under the group mutex', () => {
+    const calls: Calls = []
+    const seen: Array<string> = []
+    const { host, pid } = setup([
+      {
+        ...subsystem('a', calls, {}),
+        attach: (ctx) => void seen.push(`attach locked=${ctx.tasks[0]!.task.group.lock.writeOwner !== undefined}`),
+        postAttach: (ctx) => {
+          const group = ctx.tasks[0]!.task.group
+          seen.push(`postAttach locked=${group.lock.writeOwner !== undefined} mutex=${host.mutex.owner !== undefined}`)
+          // The process may fork again already.
+          seen.push(`fork ${E.isRight(host.forkSync(group.tgid)) ? 'ok' : 'refused'}`)
+        },
+      },
+    ])
+    right(moveTo(host, pid, '/x'))
+    expect(seen).toEqual(['attach locked=true', 'postAttach locked=false mutex=true', 'fork ok'])
   })
 
   it('reports a lock-order cycle across two transactions, with the cycle, and refuses the second', () => {

@@ -84,6 +84,27 @@ describe('trace', () => {
     expect(host.cgroupOf(task, host.hierarchy('h')!).path).toBe('/x')
   })
 
+  it('records a promise from commit and a throw from attach as faults; the transaction still commits', async () => {
+    const odd: Subsystem<null> = {
+      name: 'odd',
+      createState: () => null,
+      commit: () => Promise.resolve() as never,
+      attach: () => {
+        throw new Error('attach blew up')
+      },
+    }
+    const host = right(Host.create({ subsystems: [odd], hierarchies: [{ name: 'h', subsystems: ['odd'] }] }))
+    right(host.mkdirSync(to))
+    const task = host.spawn()
+    const report = right(await host.attach({ mode: 'thread', pid: task.tid, to })())
+    const events = host.trace.events(report.transaction)
+    expect(events.find((event) => event.phase === 'commit')).toMatchObject({ subsystem: 'odd', outcome: 'fault' })
+    expect(events.find((event) => event.phase === 'attach')).toMatchObject({ subsystem: 'odd', outcome: 'fault' })
+    expect(events.find((event) => event.phase === 'attach')!.detail).toContain('attach blew up')
+    expect(events.at(-1)).toMatchObject({ phase: 'end', outcome: 'ok' })
+    expect(host.cgroupOf(task, host.hierarchy('h')!).path).toBe('/x')
+  })
+
   it('stamps events with the host clock, including after a callback slept', async () => {
     const clock = new VirtualClock(1000)
     const slow: Subsystem<null> = {
