@@ -4,11 +4,12 @@
  * written; once both sides have CPUs, the move commits on both.
  */
 import * as E from 'fp-ts/lib/Either.js'
+import fc from 'fast-check'
 import { availableParallelism } from 'node:os'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Host } from '@cgtx/core'
 import { moveTasks } from '@cgtx/kernel'
-import { modelLayout, requireSandbox, type Sandbox } from '@cgtx/kernel/testing'
+import { modelLayout, requireSandbox, type Puppet, type Sandbox } from '@cgtx/kernel/testing'
 import { builtinSubsystems } from '@cgtx/subsystems'
 
 let sandbox: Sandbox
@@ -59,4 +60,57 @@ it('the model predicts cpuset ENOSPC before any real write, and agrees once the 
   expect(await moveTasks(counting, request, { mirror })()).toMatchObject({ _tag: 'Committed' })
   expect(sandbox.fs.placement(puppet.right.pid)).toMatchObject({ _tag: 'Right', right: { pids: `${prefix}/job`, cpuset: `${prefix}/job` } })
   expect(host.cgroupOf(task, host.hierarchy('cpuset')!).path).toBe(`${prefix}/job`)
+})
+
+it('moves all or nothing: after any outcome but Indeterminate, every thread is either at every destination or where it was', async () => {
+  let round = 0
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        processes: fc.array(fc.nat({ max: 2 }), { minLength: 1, maxLength: 3 }), // extra threads per process
+        mode: fc.constantFrom('process' as const, 'thread' as const),
+        cpusetReady: fc.boolean(), // an empty v1 cpuset refuses with ENOSPC
+        useCpuset: fc.boolean(),
+        gone: fc.boolean(), // one PID has exited before the move
+        exited: fc.constantFrom('skip' as const, 'fail' as const),
+      }),
+      async ({ processes, mode, cpusetReady, useCpuset, gone, exited }) => {
+        const dir = `/r${round++}`
+        const hierarchies = useCpuset ? ['pids', 'cpuset'] : ['pids']
+        for (const hierarchy of hierarchies) expect(sandbox.fs.mkdirSync(sandbox.path(hierarchy, dir))).toEqual(E.right(undefined))
+        if (useCpuset && cpusetReady)
+          for (const [file, value] of [['cpuset.cpus', '0'], ['cpuset.mems', '0']] as const) expect(sandbox.fs.writeSync(sandbox.path('cpuset', `${dir}/${file}`), value)).toEqual(E.right(undefined))
+        const puppets: Array<Puppet> = []
+        const tids: Array<{ pid: number; tid: number }> = []
+        for (const extra of processes) {
+          const puppet = await sandbox.spawn()
+          if (E.isLeft(puppet)) throw new Error(puppet.left.message)
+          puppets.push(puppet.right)
+          tids.push({ pid: puppet.right.pid, tid: puppet.right.pid })
+          for (let i = 0; i < extra; i++) tids.push({ pid: puppet.right.pid, tid: Number((await puppet.right.command('thread')).value) })
+        }
+        const pidsToMove = mode === 'process' ? puppets.map((puppet) => puppet.pid) : tids.map((entry) => entry.tid)
+        if (gone) await puppets[0]!.exit()
+        const live = tids.filter((entry) => !gone || entry.pid !== puppets[0]!.pid)
+        const where = (entry: { pid: number; tid: number }) => E.getOrElseW(() => ({}) as Record<string, string>)(sandbox.fs.placement(entry.pid, entry.tid))
+        const before = live.map(where)
+        const to = hierarchies.map((hierarchy) => ({ hierarchy, path: `/${sandbox.prefix}${dir}` }))
+        const outcome = await moveTasks(sandbox.fs, { mode, pids: pidsToMove, to }, { retry: { exited, justForked: { attempts: 1, delayMs: 0 } } })()
+        const after = live.map(where)
+        expect(outcome._tag).not.toBe('Indeterminate')
+        if (outcome._tag === 'Committed') {
+          for (const placement of after) for (const ref of to) expect(placement[ref.hierarchy]).toBe(ref.path)
+          expect(outcome.skipped).toEqual(gone ? [puppets[0]!.pid, ...(mode === 'thread' ? tids.filter((e) => e.pid === puppets[0]!.pid).slice(1).map((e) => e.tid) : [])] : [])
+        } else {
+          expect(after).toEqual(before)
+          const refusedByCpuset = useCpuset && !cpusetReady && live.length > 0
+          const refusedAsGone = gone && exited === 'fail'
+          expect(refusedByCpuset || refusedAsGone).toBe(true)
+        }
+        if (useCpuset && !cpusetReady && live.length > 0) expect(outcome._tag).toBe('Aborted')
+        for (const puppet of puppets) await puppet.exit()
+      },
+    ),
+    { numRuns: 15 },
+  )
 })
