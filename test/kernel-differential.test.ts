@@ -71,7 +71,7 @@ const readable = (h: string) =>
 
 type Intent = { readonly kind: string; readonly a: number; readonly b: number; readonly c: number }
 const intent: fc.Arbitrary<Intent> = fc.record({
-  kind: fc.constantFrom('spawn', 'thread', 'fork', 'exit', 'reap', 'mkdir', 'mkdir', 'rmdir', 'move', 'move', 'move', 'control', 'control', 'read', 'read', 'cgroup', 'affinity'),
+  kind: fc.constantFrom('spawn', 'thread', 'fork', 'exit', 'reap', 'mkdir', 'mkdir', 'rmdir', 'move', 'move', 'move', 'control', 'control', 'read', 'read', 'cgroup', 'affinity', 'setaffinity'),
   a: fc.nat(),
   b: fc.nat(),
   c: fc.nat(),
@@ -158,6 +158,11 @@ const toSteps = (intents: ReadonlyArray<Intent>): ReadonlyArray<Step> => {
       case 'read':
         steps.push({ op: 'read', path: `/${h}${pick(hdirs, b)!}/${pick(readable(h), c)!}` })
         break
+      case 'setaffinity': {
+        const who = pick(live(), b)
+        if (who !== undefined) steps.push({ op: 'setaffinity', who, cpus: pick([[0], [1], [0, 1], [1, 0]], c)! })
+        break
+      }
       case 'cgroup':
       case 'affinity': {
         const who = pick(live(), b)
@@ -188,7 +193,7 @@ describe(`model vs kernel (${release()}): generated sequences`, () => {
           expect(divergences(ran.results)).toEqual([])
         },
       ),
-      { numRuns: 20 },
+      { numRuns: 25 },
     )
   })
 })
