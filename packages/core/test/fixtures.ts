@@ -181,15 +181,35 @@ export const hostWith = (subsystems: ReadonlyArray<Subsystem<any>>, extra: Parti
  * subsystem whose prepare failed gets nothing but postAttach; one whose
  * prepareSleep (prepareSpin) succeeded gets exactly one of abortSleep
  * (abortSpin) or commit; attach iff commit; postAttach exactly once; and
- * either every prepared subsystem commits or none does. `committed`, when
- * given, is whether the transaction was expected to commit.
+ * either every prepared subsystem commits or none does. Phases come in
+ * order (every prepareSleep before any prepareSpin, and so on), each phase
+ * in subsystem-id order, aborts in the host's abort order.
  */
-export const expectProtocol = (records: ReadonlyArray<CallRecord>, committed?: boolean): void => {
+export const expectProtocol = (
+  records: ReadonlyArray<CallRecord>,
+  options: {
+    /** Whether the transaction was expected to commit. */
+    readonly committed?: boolean
+    /** Subsystem names in id order (checks the order within each phase). */
+    readonly ids?: ReadonlyArray<string>
+    readonly abortOrder?: 'reverse' | 'kernel'
+  } = {},
+): void => {
+  const { committed, ids, abortOrder = 'reverse' } = options
   const byTx = new Map<number, Array<CallRecord>>()
   for (const record of records) byTx.set(record.transaction, [...(byTx.get(record.transaction) ?? []), record])
   for (const [tx, txRecords] of byTx) {
     const committedTx = txRecords.some((record) => record.phase === 'commit')
     if (committed !== undefined) expect(committedTx, `tx ${tx} committed`).toBe(committed)
+    const sequence = `tx ${tx}: ${txRecords.map((record) => `${record.subsystem}.${record.phase}`).join(' ')}`
+    for (let i = 1; i < txRecords.length; i++) {
+      const [before, after] = [txRecords[i - 1]!, txRecords[i]!]
+      expect(PHASE_RANK[after.phase] >= PHASE_RANK[before.phase], `phase order in ${sequence}`).toBe(true)
+      if (ids === undefined || after.phase !== before.phase) continue
+      const step = ids.indexOf(after.subsystem) - ids.indexOf(before.subsystem)
+      const descending = abortOrder === 'reverse' && after.phase.startsWith('abort')
+      expect(descending ? step < 0 : step > 0, `subsystem order in ${sequence}`).toBe(true)
+    }
     for (const name of new Set(txRecords.map((record) => record.subsystem))) {
       const mine = txRecords.filter((record) => record.subsystem === name)
       const count = (phase: string): number => mine.filter((record) => record.phase === phase).length
@@ -212,4 +232,16 @@ export const expectProtocol = (records: ReadonlyArray<CallRecord>, committed?: b
       expect(count('commit'), where).toBe(committedTx ? 1 : 0)
     }
   }
+}
+
+// Where each phase may come in a transaction's call log (commit and the
+// aborts never both occur).
+const PHASE_RANK: Record<AttachPhase, number> = {
+  prepareSleep: 0,
+  prepareSpin: 1,
+  abortSpin: 2,
+  commit: 2,
+  abortSleep: 3,
+  attach: 3,
+  postAttach: 4,
 }

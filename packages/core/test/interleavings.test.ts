@@ -212,7 +212,7 @@ const expectConsistent = (world: World, started: ReadonlyArray<Started>): void =
       }
     }
   }
-  expectProtocol(world.calls)
+  expectProtocol(world.calls, { ids: ['a', 'c', 'd'] })
 }
 
 describe('concurrent transactions, forks, exits and structure changes', () => {
@@ -413,7 +413,7 @@ describe('v2: concurrent transactions and subtree_control changes', () => {
             expect(css.state.tasks, `${css.subsystem.name} counter in ${cgroup.path}`).toBe(users)
           }
         }
-        expectProtocol(world.calls)
+        expectProtocol(world.calls, { ids: ['p', 'm'] })
       }),
       { numRuns: 150 },
     )

@@ -221,7 +221,8 @@ const step = async <A>(
     predicted.check(result.left)
     expect(snapshot(real), 'a failed operation changes nothing').toEqual(before)
   }
-  expectProtocol(real.calls.slice(from), committed?.(E.isRight(result) ? result.right : undefined))
+  const expected = committed?.(E.isRight(result) ? result.right : undefined)
+  expectProtocol(real.calls.slice(from), { ...(expected === undefined ? {} : { committed: expected }), ids: NAMES })
   expectAgrees(model, real)
 }
 
