@@ -18,7 +18,7 @@ import type * as T from 'fp-ts/lib/Task.js'
 import * as t from 'io-ts'
 import { badArgument, CgroupRef, decode, Pid, realClock, systemError, type CgtxError, type Clock, type Host } from '@cgtx/core'
 import type { ResolvedPath } from './cgroupfs.ts'
-import type { CgroupMounts } from './discovery.ts'
+import { mountNamed, type CgroupMounts } from './discovery.ts'
 import type { Placement } from './membership.ts'
 import { retrying, retryPolicies, type RetryPolicies } from './retry.ts'
 
@@ -150,8 +150,9 @@ export const moveTasks = (backend: MoveBackend, request: unknown, options: MoveO
   // Destinations: one per mounted hierarchy, each an existing cgroup the backend may write.
   const versions = new Map<string, 'v1' | 'v2'>()
   for (const [i, ref] of to.entries()) {
-    const mount = backend.mounts.mounts.find((candidate) => candidate.name === ref.hierarchy)
-    if (mount === undefined) return aborted(badArgument(`request.to.${i}.hierarchy`, ref.hierarchy, 'a mounted hierarchy'))
+    const found = mountNamed(backend.mounts, ref.hierarchy, `request.to.${i}.hierarchy`)
+    if (E.isLeft(found)) return aborted(found.left)
+    const mount = found.right
     if (versions.has(mount.name)) return aborted(badArgument(`request.to.${i}.hierarchy`, ref.hierarchy, 'one destination per hierarchy'))
     versions.set(mount.name, mount.version)
     const file = join(ref.hierarchy, ref.path, pidFile(mount.version, mode))
