@@ -20,7 +20,7 @@ import * as t from 'io-ts'
 import { badArgument, CgroupName, decode, FsPath, type CgroupFs, type CgtxError } from '@cgtx/core'
 import { discover, type CgroupMount, type CgroupMounts } from './discovery.ts'
 import { fromNodeError } from './internal/errno.ts'
-import { placementOf, tgidOf, threadsOf, type Placement } from './membership.ts'
+import { hasExited, placementOf, tgidOf, threadsOf, type Placement } from './membership.ts'
 
 /** How a {@link KernelCgroupFs} is confined. */
 export const KernelCgroupFsOptions = t.partial(
@@ -139,6 +139,11 @@ export class KernelCgroupFs implements CgroupFs {
   /** The thread ids of process `pid`, ascending. */
   threads(pid: number): E.Either<CgtxError, ReadonlyArray<number>> {
     return threadsOf(pid)
+  }
+
+  /** True if thread `tid` of process `pid` has exited (zombie). */
+  exited(pid: number, tid: number = pid): boolean {
+    return hasExited(pid, tid)
   }
 
   /** The process thread `tid` belongs to. */

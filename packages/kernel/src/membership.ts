@@ -71,3 +71,18 @@ export const tgidOf = (tid: number): E.Either<CgtxError, number> => {
     return E.left(failed.errno === 'ENOENT' ? systemError('ESRCH', `read /proc/${tid}/status`) : failed)
   }
 }
+
+/**
+ * True if thread `tid` of process `pid` has exited (a zombie, or dead and
+ * not yet gone): it cannot be moved, and on v1 its `/proc/…/cgroup` lines
+ * all read `/`, so its placement says nothing.
+ */
+export const hasExited = (pid: number, tid: number = pid): boolean => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state === 'Z' || state === 'X'
+  } catch {
+    return true
+  }
+}

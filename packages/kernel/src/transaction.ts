@@ -31,6 +31,7 @@ export interface MoveBackend {
   placement(pid: number, tid?: number): E.Either<CgtxError, Placement>
   threads(pid: number): E.Either<CgtxError, ReadonlyArray<number>>
   tgid(tid: number): E.Either<CgtxError, number>
+  exited(pid: number, tid?: number): boolean
 }
 
 const NonEmpty = <C extends t.Mixed>(codec: C, name: string) =>
@@ -237,6 +238,8 @@ const record = (backend: MoveBackend, pid: number, mode: 'process' | 'thread'): 
   if (E.isLeft(tids)) return tids
   const threads: Array<Recorded['threads'][number]> = []
   for (const tid of tids.right) {
+    // An exited thread (a zombie leader, say) is not moved by the kernel and has nothing to put back.
+    if (backend.exited(tgid.right, tid)) continue
     const placement = backend.placement(tgid.right, tid)
     // A thread that ended between listing and reading has nothing left to move.
     if (E.isLeft(placement)) {

@@ -63,6 +63,10 @@ export class FakeBackend implements MoveBackend {
     return E.left(systemError('ESRCH', 'tgid'))
   }
 
+  exited(): boolean {
+    return false
+  }
+
   writeSync(path: string, value: string): E.Either<CgtxError, void> {
     const pid = Number(value)
     const failure = this.failures.find((f) => path.endsWith(f.path) && (f.pid === undefined || f.pid === pid) && (f.times === undefined || f.times > 0))

@@ -174,6 +174,18 @@ describe('moveTasks on the real kernel', () => {
     expect(await moveTasks(sandbox.fs, { mode: 'process', pids: [a.pid], to: [ref('pids', '')] }, { retry: { exited: 'fail' } })()).toMatchObject({ _tag: 'Aborted', error: { errno: 'ESRCH' } })
   })
 
+  it('moves a process with a zombie: the zombie stays, nothing is recorded for it', async () => {
+    mkdirs(sandbox.path('pids', '/zz'))
+    const a = await spawn()
+    const child = Number((await a.command('fork')).value)
+    sandbox.track(child)
+    expect((await a.command(`kill ${child}`)).ok).toBe(true)
+    // On v1 a zombie's /proc/PID/cgroup reads / everywhere, which is outside the sandbox: recording it would refuse the move.
+    const done = await moveTasks(sandbox.fs, { mode: 'process', pids: [child, a.pid], to: [ref('pids', '/zz')] })()
+    expect(done).toMatchObject({ _tag: 'Committed', moves: [{ pid: child, from: [] }, { pid: a.pid }] })
+    expect(sandbox.fs.readSync(sandbox.path('pids', '/zz/cgroup.procs'))).toEqual(E.right(`${a.pid}\n`))
+  })
+
   it('asks the model first: a refusal the model predicts writes nothing', async () => {
     mkdirs(sandbox.path('pids', '/p'), sandbox.path('freezer', '/p'))
     const a = await spawn()
