@@ -157,25 +157,31 @@ const normalizeMaybe = (result: MaybePromise<HookResult>): MaybePromise<void | E
     ? (result as Promise<HookResult>).then(normalize)
     : normalize(result as HookResult)
 
-const MOVES = Symbol('cgtx.moves')
-type WithMoves = { [MOVES]?: ReadonlyArray<Move<unknown>> }
-
-/**
- * The moves of `ctx` that concern its subsystem, computed once per
- * transaction and kept on the (per-subsystem, per-transaction) context.
- */
+/** The moves of `ctx` that concern its subsystem: entries whose css for it changes. */
 export const movesOf = <S>(ctx: AttachContext<S>): ReadonlyArray<Move<S>> => {
-  const holder = ctx as unknown as WithMoves
-  const cached = holder[MOVES]
-  if (cached !== undefined) return cached as ReadonlyArray<Move<S>>
   const moves: Array<Move<S>> = []
   for (const entry of ctx.tasks) {
     const from = ctx.from(entry)
     const to = ctx.to(entry)
     if (from !== to) moves.push({ task: entry.task, from, to })
   }
-  holder[MOVES] = moves as ReadonlyArray<Move<unknown>>
   return moves
+}
+
+// One subsystem's moves, computed once per transaction: its callbacks all
+// get the same (per-subsystem, per-transaction) context object, so the last
+// one seen is remembered; another context (an interleaved transaction) just
+// recomputes.
+const movesCache = () => {
+  let lastContext: AttachContext<unknown> | undefined
+  let lastMoves: ReadonlyArray<Move<unknown>> = []
+  return <S>(ctx: AttachContext<S>): ReadonlyArray<Move<S>> => {
+    if (ctx !== lastContext) {
+      lastMoves = movesOf(ctx) as ReadonlyArray<Move<unknown>>
+      lastContext = ctx as AttachContext<unknown>
+    }
+    return lastMoves as ReadonlyArray<Move<S>>
+  }
 }
 
 // A zero-length write never reaches a handler (the kernel returns 0 and
@@ -228,6 +234,7 @@ const toControlFile = <S>(spec: FileSpec<S, unknown>): ControlFile<S> => {
  */
 export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedSubsystem<S> => {
   const hooks = definition.attach ?? {}
+  const moves = movesCache()
   const subsystem: DefinedSubsystem<S> = {
     name: definition.name,
     ...(definition.threaded === undefined ? {} : { threaded: definition.threaded }),
@@ -250,15 +257,15 @@ export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedS
     ...(definition.release === undefined ? {} : { release: definition.release }),
     ...(hooks.prepareSleep === undefined
       ? {}
-      : { prepareSleep: (ctx: AttachContext<S>) => normalizeMaybe(hooks.prepareSleep!(ctx, movesOf(ctx))) }),
+      : { prepareSleep: (ctx: AttachContext<S>) => normalizeMaybe(hooks.prepareSleep!(ctx, moves(ctx))) }),
     ...(hooks.prepareSpin === undefined
       ? {}
-      : { prepareSpin: (ctx: AttachContext<S>) => normalize(hooks.prepareSpin!(ctx, movesOf(ctx))) }),
-    ...(hooks.abortSpin === undefined ? {} : { abortSpin: (ctx: AttachContext<S>) => hooks.abortSpin!(ctx, movesOf(ctx)) }),
-    ...(hooks.abortSleep === undefined ? {} : { abortSleep: (ctx: AttachContext<S>) => hooks.abortSleep!(ctx, movesOf(ctx)) }),
-    ...(hooks.commit === undefined ? {} : { commit: (ctx: AttachContext<S>) => hooks.commit!(ctx, movesOf(ctx)) }),
-    ...(hooks.attach === undefined ? {} : { attach: (ctx: AttachContext<S>) => hooks.attach!(ctx, movesOf(ctx)) }),
-    ...(hooks.postAttach === undefined ? {} : { postAttach: (ctx: AttachContext<S>) => hooks.postAttach!(ctx, movesOf(ctx)) }),
+      : { prepareSpin: (ctx: AttachContext<S>) => normalize(hooks.prepareSpin!(ctx, moves(ctx))) }),
+    ...(hooks.abortSpin === undefined ? {} : { abortSpin: (ctx: AttachContext<S>) => hooks.abortSpin!(ctx, moves(ctx)) }),
+    ...(hooks.abortSleep === undefined ? {} : { abortSleep: (ctx: AttachContext<S>) => hooks.abortSleep!(ctx, moves(ctx)) }),
+    ...(hooks.commit === undefined ? {} : { commit: (ctx: AttachContext<S>) => hooks.commit!(ctx, moves(ctx)) }),
+    ...(hooks.attach === undefined ? {} : { attach: (ctx: AttachContext<S>) => hooks.attach!(ctx, moves(ctx)) }),
+    ...(hooks.postAttach === undefined ? {} : { postAttach: (ctx: AttachContext<S>) => hooks.postAttach!(ctx, moves(ctx)) }),
   }
   return subsystem
 }

@@ -229,13 +229,13 @@ export const cpuset = (options: CpusetOptions = {}): CpusetSubsystem => {
     ],
     attach: {
       prepareSleep: (ctx, moves) => {
-        const destinations = new Set<Css<CpusetState>>()
+        const destinations: Array<Css<CpusetState>> = []
         for (const move of moves) {
           const dst = move.to
-          if (!destinations.has(dst)) {
+          if (!destinations.includes(dst)) {
             if (dst.state.effectiveCpus.length === 0) return ctx.refuse('ENOSPC', `${dst.cgroup.path} has no cpus`)
             if (dst.cgroup.hierarchy.version === 'v1' && dst.state.effectiveMems.length === 0) return ctx.refuse('ENOSPC', `${dst.cgroup.path} has no mems`)
-            destinations.add(dst)
+            destinations.push(dst)
           }
           if (move.task.flags.noSetAffinity) return ctx.refuse('EINVAL', `task ${move.task.tid} may not change affinity`)
         }
@@ -244,11 +244,11 @@ export const cpuset = (options: CpusetOptions = {}): CpusetSubsystem => {
         return undefined
       },
       abortSleep: (ctx) => {
-        for (const dst of ctx.privateState as Set<Css<CpusetState>>) dst.state.attachInProgress--
+        for (const dst of ctx.privateState as ReadonlyArray<Css<CpusetState>>) dst.state.attachInProgress--
       },
       commit: (ctx, moves) => {
         for (const move of moves) move.task.affinity = affinityIn(move.task, move.to.state.effectiveCpus)
-        for (const dst of ctx.privateState as Set<Css<CpusetState>>) dst.state.attachInProgress--
+        for (const dst of ctx.privateState as ReadonlyArray<Css<CpusetState>>) dst.state.attachInProgress--
       },
     },
   })

@@ -85,6 +85,24 @@ interface Charge {
   readonly owner: ThreadGroup
   css: Css<MemoryState>
   live: boolean
+  // Links in the owner's list (oldest first).
+  prev: Charge | undefined
+  next: Charge | undefined
+}
+
+// A process's live charges: an intrusive list, so adding and dropping a
+// charge costs a few pointer writes.
+interface ChargeList {
+  head: Charge | undefined
+  tail: Charge | undefined
+}
+
+function* chargesIn(list: ChargeList | undefined): Generator<Charge> {
+  for (let at = list?.head; at !== undefined; ) {
+    const next = at.next
+    yield at
+    at = next
+  }
 }
 
 // A v1 move in flight: bytes precharged on `to` for the charges of `owner` in `from`.
@@ -94,6 +112,9 @@ interface PlannedMove {
   readonly to: Css<MemoryState>
   readonly precharged: number
 }
+
+// The plan of a transaction that moves no charges (v2, or move-charge off).
+const NOTHING_PLANNED: ReadonlyArray<PlannedMove> = []
 
 const noEvents = (): MemoryEvents => ({ low: 0, high: 0, max: 0, oom: 0, oom_kill: 0, oom_group_kill: 0 })
 
@@ -112,6 +133,9 @@ const renderEvents = (events: MemoryEvents): string =>
 
 const bytesText = (bytes: number, unlimited: string): string => (bytes === Number.POSITIVE_INFINITY ? unlimited : `${bytes}\n`)
 
+// Every successful uncharge returns the same (immutable) value.
+const UNCHARGED: E.Either<CgtxError, void> = E.right(undefined)
+
 const Bytes = t.refinement(t.number, (n) => Number.isSafeInteger(n) && n > 0, 'positive safe integer')
 
 const moveMask: t.Type<number, string, string> = new t.Type<number, string, string>(
@@ -128,12 +152,16 @@ const moveMask: t.Type<number, string, string> = new t.Type<number, string, stri
 /** Creates a memory controller. */
 export const memory = (): MemorySubsystem => {
   // Live charges by process, oldest first (a process's entry goes when it is reaped).
-  const charges = new Map<ThreadGroup, Set<Charge>>()
+  const charges = new Map<ThreadGroup, ChargeList>()
 
-  const dropCharge = (charge: Charge): void => {
+  const dropCharge = (charge: Charge, list: ChargeList): void => {
     charge.live = false
     charge.css.state.counter.uncharge(charge.bytes)
-    charges.get(charge.owner)?.delete(charge)
+    if (charge.prev === undefined) list.head = charge.next
+    else charge.prev.next = charge.next
+    if (charge.next === undefined) list.tail = charge.prev
+    else charge.next.prev = charge.prev
+    charge.prev = charge.next = undefined
   }
 
   const base = defineSubsystem<MemoryState>({
@@ -150,7 +178,7 @@ export const memory = (): MemorySubsystem => {
       const parent = css.parent
       if (parent === undefined) return
       for (const list of charges.values()) {
-        for (const charge of list) {
+        for (const charge of chargesIn(list)) {
           if (charge.css !== css) continue
           css.state.counter.usage -= charge.bytes
           charge.css = parent
@@ -216,25 +244,25 @@ export const memory = (): MemorySubsystem => {
     release: (task) => {
       if (!task.isLeader || task.group.threads.size > 1) return
       const list = charges.get(task.group)
-      if (list !== undefined) for (const charge of list) dropCharge(charge)
+      if (list !== undefined) for (const charge of chargesIn(list)) dropCharge(charge, list)
       charges.delete(task.group)
     },
     attach: {
       prepareSleep: (ctx, moves) => {
-        const planned: Array<PlannedMove> = []
+        let planned: Array<PlannedMove> | undefined
         for (const move of moves) {
           if (move.to.cgroup.hierarchy.version !== 'v1' || move.to.state.moveChargeAtImmigrate === 0 || !move.task.isLeader) continue
           let bytes = 0
-          for (const charge of charges.get(move.task.group) ?? []) if (charge.css === move.from) bytes += charge.bytes
+          for (const charge of chargesIn(charges.get(move.task.group))) if (charge.css === move.from) bytes += charge.bytes
           if (bytes === 0) continue
           const over = move.to.state.counter.tryCharge(bytes)
           if (over !== undefined) {
-            for (const done of planned) done.to.state.counter.uncharge(done.precharged)
+            for (const done of planned ?? []) done.to.state.counter.uncharge(done.precharged)
             return ctx.refuse('ENOMEM', `precharge of ${bytes} bytes in ${move.to.cgroup.path} failed`)
           }
-          planned.push({ owner: move.task.group, from: move.from, to: move.to, precharged: bytes })
+          ;(planned ??= []).push({ owner: move.task.group, from: move.from, to: move.to, precharged: bytes })
         }
-        ctx.privateState = planned
+        ctx.privateState = planned ?? NOTHING_PLANNED
         return undefined
       },
       abortSleep: (ctx) => {
@@ -243,7 +271,7 @@ export const memory = (): MemorySubsystem => {
       commit: (ctx) => {
         for (const done of ctx.privateState as ReadonlyArray<PlannedMove>) {
           let left = done.precharged
-          for (const charge of charges.get(done.owner) ?? []) {
+          for (const charge of chargesIn(charges.get(done.owner))) {
             if (charge.css !== done.from || charge.bytes > left) continue
             left -= charge.bytes
             done.from.state.counter.uncharge(charge.bytes)
@@ -259,34 +287,37 @@ export const memory = (): MemorySubsystem => {
   return extend(base, {
     charge: (task: unknown, bytes: unknown): E.Either<CgtxError, MemoryCharge> => {
       if (!(task instanceof Task) || task.state === 'reaped') return E.left(badArgument('task', task, 'a live task'))
-      const amount = typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes > 0 ? E.right(bytes) : decode(Bytes, bytes, 'bytes')
-      if (E.isLeft(amount)) return amount
+      if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) return decode(Bytes, bytes, 'bytes') as E.Either<CgtxError, never>
       const css = base.cssOf(task)
       if (css === undefined) return E.left(systemError('ENODEV', 'memory charge', { subsystem: 'memory', reason: 'not bound to a hierarchy' }))
-      const over = css.state.counter.tryCharge(amount.right)
+      const over = css.state.counter.tryCharge(bytes)
       if (over !== undefined) {
         const at = cssOfCounter(css, over)
         if (at !== undefined) {
           event(at, 'max')
           event(at, 'oom')
         }
-        return E.left(systemError('ENOMEM', `memory charge of ${amount.right} bytes by ${task.tid}`, { subsystem: 'memory', reason: `over the limit of ${at?.cgroup.path ?? '?'}` }))
+        return E.left(systemError('ENOMEM', `memory charge of ${bytes} bytes by ${task.tid}`, { subsystem: 'memory', reason: `over the limit of ${at?.cgroup.path ?? '?'}` }))
       }
       for (let at: Css<MemoryState> | undefined = css; at !== undefined; at = at.parent) {
         if (at.state.counter.usage > at.state.high) event(at, 'high')
       }
-      const charge: Charge = { bytes: amount.right, owner: task.group, css, live: true }
-      const list = charges.get(task.group)
-      if (list === undefined) charges.set(task.group, new Set([charge]))
-      else list.add(charge)
+      let list = charges.get(task.group)
+      if (list === undefined) charges.set(task.group, (list = { head: undefined, tail: undefined }))
+      const charge: Charge = { bytes, owner: task.group, css, live: true, prev: list.tail, next: undefined }
+      if (list.tail === undefined) list.head = charge
+      else list.tail.next = charge
+      list.tail = charge
       return E.right(charge)
     },
     uncharge: (charge: MemoryCharge): E.Either<CgtxError, void> => {
       const own = charge as Charge
-      if (!own.live || charges.get(own.owner)?.has(own) !== true) return E.left(badArgument('charge', { bytes: charge.bytes }, 'a live charge of this controller'))
-      dropCharge(own)
-      return E.right(undefined)
+      const list = own.live ? charges.get(own.owner) : undefined
+      if (list === undefined || (own.prev === undefined ? list.head !== own : own.prev.next !== own))
+        return E.left(badArgument('charge', { bytes: charge.bytes }, 'a live charge of this controller'))
+      dropCharge(own, list)
+      return UNCHARGED
     },
-    chargesOf: (task: Task): ReadonlyArray<MemoryCharge> => [...(charges.get(task.group) ?? [])],
+    chargesOf: (task: Task): ReadonlyArray<MemoryCharge> => [...chargesIn(charges.get(task.group))],
   })
 }
