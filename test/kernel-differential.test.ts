@@ -53,7 +53,7 @@ describe(`model vs kernel (${release()}): hand-written scenarios`, () => {
 // Generated sequences. Each intent picks its targets (by index) among what
 // the earlier steps created and did not remove, so most steps act on things
 // that exist; both sides must answer every one alike.
-const hierarchies = ['pids', 'cpuset', 'freezer', 'unified'] as const
+const hierarchies = ['pids', 'cpuset', 'cpu', 'freezer', 'unified'] as const
 const pidFiles = (h: string) => (h === 'unified' ? ['cgroup.procs', 'cgroup.threads'] : ['cgroup.procs', 'tasks'])
 const controlFiles = (h: string): ReadonlyArray<readonly [string, ReadonlyArray<string>]> =>
   h === 'unified'
@@ -63,11 +63,14 @@ const controlFiles = (h: string): ReadonlyArray<readonly [string, ReadonlyArray<
         ['cgroup.clone_children', ['0', '1', '0x1', '1\n']],
         ...(h === 'pids' ? ([['pids.max', ['0', '1', '2', '3', 'max', '-1', 'x']]] as const) : []),
         ...(h === 'cpuset' ? ([['cpuset.cpus', ['0', '1', '0-1', '\n', '2', '1,0']], ['cpuset.mems', ['0', '\n', '1']]] as const) : []),
+        ...(h === 'cpu'
+          ? ([['cpu.shares', ['1', '2', '1024', '262145', '-5', 'x', ' 7']], ['cpu.cfs_quota_us', ['-1', '50000', '200000', '1000', '999', 'x']], ['cpu.cfs_period_us', ['100000', '50000', '999', '1000001']]] as const)
+          : []),
       ]
 const readable = (h: string) =>
   h === 'unified'
     ? ['cgroup.procs', 'cgroup.threads', 'cgroup.events', 'cgroup.type', 'cgroup.max.depth', 'cgroup.controllers']
-    : ['cgroup.procs', 'tasks', 'notify_on_release', ...(h === 'pids' ? ['pids.current', 'pids.events', 'pids.peak'] : []), ...(h === 'cpuset' ? ['cpuset.cpus', 'cpuset.effective_cpus', 'cpuset.mems'] : [])]
+    : ['cgroup.procs', 'tasks', 'notify_on_release', ...(h === 'pids' ? ['pids.current', 'pids.events', 'pids.peak'] : []), ...(h === 'cpuset' ? ['cpuset.cpus', 'cpuset.effective_cpus', 'cpuset.mems'] : []), ...(h === 'cpu' ? ['cpu.shares', 'cpu.cfs_quota_us', 'cpu.cfs_period_us'] : [])]
 
 type Intent = { readonly kind: string; readonly a: number; readonly b: number; readonly c: number }
 const intent: fc.Arbitrary<Intent> = fc.record({
