@@ -9,7 +9,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Host, VirtualCgroupFs, type CgtxError, type Css } from '@cgtx/core'
+import { Host, VirtualCgroupFs, type AbortOrder, type CgtxError, type Css } from '@cgtx/core'
 import { expectProtocol, recorder, right, type CallRecord, type Counter, type FailureKind, type Plan } from './fixtures.ts'
 
 type Hier = 'h' | 'g'
@@ -57,7 +57,7 @@ const threadsOf = (model: Model, tgid: number): Array<MTask> => [...model.tasks.
 
 // ---------------------------------------------------------------- setup
 
-const setup = (): { model: Model; real: Real } => {
+const setup = (abortOrder: AbortOrder): { model: Model; real: Real } => {
   const calls: Array<CallRecord> = []
   const subsystems = NAMES.map((name) => recorder(name, calls))
   const host = right(
@@ -67,6 +67,7 @@ const setup = (): { model: Model; real: Real } => {
         { name: 'h', version: 'v1', subsystems: ['a', 'b', 'c'] },
         { name: 'g', version: 'v2', subsystems: ['d'] },
       ],
+      abortOrder,
     }),
   )
   const fs = new VirtualCgroupFs(host)
@@ -222,7 +223,7 @@ const step = async <A>(
     expect(snapshot(real), 'a failed operation changes nothing').toEqual(before)
   }
   const expected = committed?.(E.isRight(result) ? result.right : undefined)
-  expectProtocol(real.calls.slice(from), { ...(expected === undefined ? {} : { committed: expected }), ids: NAMES })
+  expectProtocol(real.calls.slice(from), { ...(expected === undefined ? {} : { committed: expected }), ids: NAMES, abortOrder: real.host.abortOrder })
   expectAgrees(model, real)
 }
 
@@ -554,8 +555,8 @@ const commandArbs = [
 describe('host against the reference model', () => {
   it('keeps every live task in exactly one cgroup per hierarchy, all or nothing, one abort or commit per prepared subsystem', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.commands(commandArbs, { maxCommands: 40, size: 'max' }), async (commands) => {
-        await fc.asyncModelRun(setup, commands)
+      fc.asyncProperty(fc.constantFrom<AbortOrder>('reverse', 'kernel'), fc.commands(commandArbs, { maxCommands: 40, size: 'max' }), async (abortOrder, commands) => {
+        await fc.asyncModelRun(() => setup(abortOrder), commands)
       }),
       { numRuns: 100 },
     )
