@@ -134,7 +134,7 @@ describe('Host operations', () => {
     const { host, pid } = populated()
     for (const bad of badPids) {
       const label = String(bad)
-      const value = typeof bad === 'bigint' ? bad : bad
+      const value = bad
       await expectBad(`forkSync ${label}`, host, () => host.forkSync(bad), { field: 'pid', value })
       await expectBad(`fork ${label}`, host, () => host.fork(bad)(), { field: 'pid', value })
       await expectBad(`beginExitSync ${label}`, host, () => host.beginExitSync(bad), { field: 'pid', value })
