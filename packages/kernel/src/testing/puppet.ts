@@ -125,11 +125,22 @@ export class Puppet {
     return this.alive
   }
 
-  /** Sends one command; resolves with `{ ok, value }` from its one-line answer. */
-  command(line: string): Promise<{ readonly ok: boolean; readonly value: string }> {
+  /**
+   * Sends one command; resolves with `{ ok, value }` from its one-line
+   * answer, or `ETIMEDOUT` if none comes within `timeoutMs` (a frozen
+   * puppet cannot answer; its late answer is discarded when it comes).
+   */
+  command(line: string, timeoutMs = 5000): Promise<{ readonly ok: boolean; readonly value: string }> {
     if (!this.alive) return Promise.resolve({ ok: false, value: 'ESRCH' })
     return new Promise((resolve) => {
+      let answered = false
+      const timer = setTimeout(() => {
+        answered = true
+        resolve({ ok: false, value: 'ETIMEDOUT' })
+      }, timeoutMs)
       this.pending.push((answer) => {
+        clearTimeout(timer)
+        if (answered) return
         const [status, ...rest] = answer.split(' ')
         resolve({ ok: status === 'ok', value: rest.join(' ') })
       })
@@ -137,10 +148,17 @@ export class Puppet {
     })
   }
 
-  /** Exits (its forked children are killed and reaped first) and waits until Node has reaped it. */
-  async exit(): Promise<void> {
+  /**
+   * Exits (its forked children are killed and reaped first) and waits until
+   * Node has reaped it; false if it has not within `timeoutMs` (frozen).
+   */
+  async exit(timeoutMs = 5000): Promise<boolean> {
     if (this.alive) this.child.stdin!.write('exit\n')
-    await this.exited
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))
+    const done = await Promise.race([this.exited.then(() => true), timedOut])
+    clearTimeout(timer)
+    return done
   }
 
   /** SIGKILL by pid, unless it has already exited (its pid may then belong to someone else). */

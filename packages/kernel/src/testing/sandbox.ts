@@ -132,8 +132,7 @@ export class Sandbox {
       for (const hierarchy of this.hierarchies) this.fs.writeSync(this.path(hierarchy, '/cgroup.procs'), `${puppet.pid}`)
     }
     await Promise.all([...this.puppets].map(async (puppet) => {
-      await Promise.race([puppet.exit(), new Promise((resolve) => setTimeout(resolve, 2000))])
-      puppet.kill()
+      if (!(await puppet.exit(2000))) puppet.kill()
       await puppet.exited
     }))
     this.killTracked()

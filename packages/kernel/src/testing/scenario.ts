@@ -440,7 +440,7 @@ export class KernelRunner extends Side {
         if (who.right.state !== 'live') return { ok: false, error: 'ESRCH' }
         const named = who.right
         if (named.kind === 'process') {
-          await this.puppets.get(step.who)!.exit()
+          if (!(await this.puppets.get(step.who)!.exit())) return { ok: false, error: 'ETIMEDOUT' }
           for (const [, other] of this.names) if (other.parent === step.who) other.state = 'gone'
           named.state = 'gone'
           return { ok: true }
