@@ -1,0 +1,313 @@
+/**
+ * `pnpm bench workqueue`: the workqueue package.
+ *
+ * - throughput of no-op works on a plain (per-CPU) workqueue, against fastq
+ *   (synchronous worker, callback API) and p-queue measured in the same run;
+ * - the cost of cgroup awareness (`migrate`) for works that burn 50 µs of
+ *   real CPU each, spread in random order over 100 cgroups, against the same
+ *   works on a plain unbound workqueue (target ≤ 5 %);
+ * - the cost per no-op cgroup work split into queueing, migration and running;
+ * - the number of workers when 10,000 cgroups queue works, `migrate` against
+ *   `pools` (virtual clock), with an SVG plot next to the results;
+ * - the threads of an idle host with N workqueues: eager, lazy, shared (CMWQ).
+ */
+import { createRequire } from 'node:module'
+import { writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import * as E from 'fp-ts/lib/Either.js'
+import { Host, VirtualClock, type Clock } from '@cgtx/core'
+import {
+  WorkqueueSystem,
+  createWork,
+  flushWorkqueue,
+  queueCgroupWork,
+  queueWork,
+  type Strategy,
+  type Work,
+  type Workqueue,
+} from '@cgtx/workqueue'
+import { measureAsync, ratio, report, type Measurement, type Ratio } from './harness.ts'
+
+// The peers are dev dependencies of the workqueue package.
+const requireFromWorkqueue = createRequire(new URL('../packages/workqueue/package.json', import.meta.url))
+type Fastq = (worker: (arg: number, done: (error: Error | null) => void) => void, concurrency: number) => {
+  push(arg: number, done: () => void): void
+  idle(): boolean
+  drain: () => void
+}
+const fastq = requireFromWorkqueue('fastq') as Fastq
+const { default: PQueue } = (await import(pathToFileURL(requireFromWorkqueue.resolve('p-queue')).href)) as {
+  default: new (options: { concurrency: number }) => { add(fn: () => void): Promise<void>; onIdle(): Promise<void> }
+}
+
+const get = <A>(either: E.Either<{ readonly message: string }, A>): A => {
+  if (E.isLeft(either)) throw new Error(either.left.message)
+  return either.right
+}
+
+// Real time, with timers that do not keep the process alive (idle-worker timers run for minutes).
+const benchClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (ms, callback) => {
+    const handle = setTimeout(callback, ms)
+    handle.unref()
+    return { cancel: () => clearTimeout(handle) }
+  },
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
+}
+
+const hostWith = (cgroups: number, clock: Clock, cpus = 4): Host => {
+  const host = get(Host.create({ clock, cpus, hierarchies: [{ name: 'unified', version: 'v2' }] }))
+  for (let i = 0; i < cgroups; i++) get(host.mkdirSync({ hierarchy: 'unified', path: `/g${i}` }))
+  return host
+}
+
+const BATCH = 10_000
+
+// --------------------------------------------------------------- throughput
+
+const throughput = async (): Promise<Array<Measurement>> => {
+  const host = hostWith(0, benchClock)
+  const system = get(WorkqueueSystem.create(host))
+  const bound = get(system.createWorkqueue({ name: 'events' }))
+  const unbound = get(system.createWorkqueue({ name: 'unbound', flags: { unbound: true } }))
+  const works = Array.from({ length: BATCH }, () => get(createWork(() => undefined)))
+  const batchOn = (wq: Workqueue) => async (): Promise<void> => {
+    for (let i = 0; i < BATCH; i++) queueWork(wq, works[i]!)
+    await flushWorkqueue(wq)
+  }
+  const queue = fastq((_arg, done) => done(null), 1)
+  const noop = (): void => undefined
+  const fastqBatch = async (): Promise<void> => {
+    for (let i = 0; i < BATCH; i++) queue.push(i, noop)
+    if (!queue.idle()) await new Promise<void>((resolve) => (queue.drain = resolve))
+  }
+  const pqueue = new PQueue({ concurrency: 1 })
+  const pqueueBatch = async (): Promise<void> => {
+    for (let i = 0; i < BATCH; i++) void pqueue.add(noop)
+    await pqueue.onIdle()
+  }
+  const options = { samples: 21, opsPerSample: 1, warmup: 5 }
+  const perWork = (row: Measurement): Measurement => ({ ...row, medianNs: row.medianNs / BATCH, wallNs: row.wallNs / BATCH, opsPerSample: BATCH, extra: { batch: BATCH } })
+  // Interleave the contenders so drift hits all alike.
+  const rows: Array<Measurement> = []
+  rows.push(perWork(await measureAsync('fastq no-op (sync worker)', fastqBatch, options)))
+  rows.push(perWork(await measureAsync('workqueue no-op (per-CPU)', batchOn(bound), options)))
+  rows.push(perWork(await measureAsync('workqueue no-op (unbound)', batchOn(unbound), options)))
+  rows.push(perWork(await measureAsync('p-queue no-op', pqueueBatch, { ...options, samples: 7 })))
+  return rows
+}
+
+// ----------------------------------------------------- migrate overhead, 50 µs
+
+const spin = (us: number): void => {
+  const end = performance.now() + us / 1000
+  while (performance.now() < end);
+}
+
+const shuffled = (n: number, cgroups: number, seed: number): Array<number> => {
+  let state = seed
+  return Array.from({ length: n }, () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31
+    return state % cgroups
+  })
+}
+
+const overhead = async (): Promise<Array<Measurement>> => {
+  const N = 400
+  const host = hostWith(100, benchClock)
+  const system = get(WorkqueueSystem.create(host))
+  const plain = get(system.createWorkqueue({ name: 'plain', flags: { unbound: true } }))
+  const migrate = get(system.createWorkqueue({ name: 'migrate', flags: { unbound: true, cgroup: true } }))
+  const order = shuffled(N, 100, 7).map((i) => ({ hierarchy: 'unified', path: `/g${i}` }))
+  const works = Array.from({ length: N }, () => get(createWork(() => spin(50))))
+  const options = { samples: 15, opsPerSample: 1, warmup: 2 }
+  const perWork = (row: Measurement): Measurement => ({ ...row, medianNs: row.medianNs / N, wallNs: row.wallNs / N, opsPerSample: N, extra: { works: N, cgroups: 100 } })
+  const plainRow = perWork(
+    await measureAsync(
+      'plain unbound, 50 µs works',
+      async () => {
+        for (let i = 0; i < N; i++) queueWork(plain, works[i]!)
+        await flushWorkqueue(plain)
+      },
+      options,
+    ),
+  )
+  const migrateRow = perWork(
+    await measureAsync(
+      'migrate, 50 µs works over 100 cgroups',
+      async () => {
+        for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, order[i])
+        await flushWorkqueue(migrate)
+      },
+      options,
+    ),
+  )
+  return [plainRow, migrateRow]
+}
+
+// ------------------------------------------------------ no-op cost breakdown
+
+const breakdown = async (): Promise<{ rows: Array<Measurement>; notes: Record<string, number> }> => {
+  const N = 5_000
+  const host = hostWith(100, benchClock)
+  const system = get(WorkqueueSystem.create(host))
+  const order = shuffled(N, 100, 11).map((i) => ({ hierarchy: 'unified', path: `/g${i}` }))
+  const works = Array.from({ length: N }, () => get(createWork(() => undefined)))
+  const wqs: Record<Strategy, Workqueue> = {
+    migrate: get(system.createWorkqueue({ name: 'migrate', flags: { unbound: true, cgroup: true } })),
+    'remote-charge': get(system.createWorkqueue({ name: 'remote', flags: { unbound: true, cgroup: true }, strategy: 'remote-charge' })),
+    pools: get(system.createWorkqueue({ name: 'pools', flags: { unbound: true, cgroup: true }, strategy: 'pools' })),
+  }
+  const samples = 15
+  const split = { queue: [] as Array<number>, migrate: [] as Array<number>, remote: [] as Array<number> }
+  // CPU time (user + system), like the harness: waiting for a shared core is not a cost.
+  const cpuNow = (): number => {
+    const used = process.cpuUsage()
+    return (used.user + used.system) * 1000
+  }
+  const once = async (wq: Workqueue): Promise<{ queue: number; total: number }> => {
+    const start = cpuNow()
+    for (let i = 0; i < N; i++) queueCgroupWork(wq, works[i]!, order[i])
+    const queued = cpuNow()
+    await flushWorkqueue(wq)
+    const end = cpuNow()
+    return { queue: (queued - start) / N, total: (end - start) / N }
+  }
+  for (let s = 0; s < samples + 2; s++) {
+    const migrated = await once(wqs.migrate)
+    const remote = await once(wqs['remote-charge'])
+    if (s < 2) continue
+    split.queue.push(migrated.queue)
+    split.migrate.push(migrated.total)
+    split.remote.push(remote.total)
+  }
+  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
+  const queueNs = median(split.queue)
+  const migrateNs = median(split.migrate)
+  const remoteNs = median(split.remote)
+  const runningNs = remoteNs - queueNs
+  const migrationNs = migrateNs - remoteNs
+  const row = (name: string, ns: number): Measurement => ({ name, medianNs: ns, wallNs: Number.NaN, samples, opsPerSample: N })
+  return {
+    rows: [
+      row('no-op cgroup work: queueing', queueNs),
+      row('no-op cgroup work: migration', migrationNs),
+      row('no-op cgroup work: running', runningNs),
+      row('no-op cgroup work: total (migrate)', migrateNs),
+      row('no-op cgroup work: total (remote-charge)', remoteNs),
+    ],
+    notes: { queueNs, migrationNs, runningNs, migrateNs, remoteChargeNs: remoteNs },
+  }
+}
+
+// --------------------------------------------- workers with 10,000 cgroups
+
+const workersFor = async (cgroups: number, strategy: Strategy): Promise<{ peak: number; after: number }> => {
+  const clock = new VirtualClock()
+  const host = hostWith(cgroups, clock, 8)
+  const system = get(WorkqueueSystem.create(host, { idleTimeoutMs: 1_000 }))
+  const wq = get(system.createWorkqueue({ name: 'cg', flags: { unbound: true, cgroup: true }, strategy, maxActive: 64 }))
+  const order = shuffled(cgroups, cgroups, 3)
+  const baseline = system.workerTasks().length
+  let peak = 0
+  // Every cgroup queues one work that sleeps 1..10 ms, all at once.
+  for (let i = 0; i < cgroups; i++) {
+    const ms = 1 + (order[i]! % 10)
+    const work: Work = get(createWork(async () => void (await clock.sleep(ms))))
+    queueCgroupWork(wq, work, { hierarchy: 'unified', path: `/g${i}` })
+  }
+  while (wq.inFlight > 0) {
+    await clock.advance(1)
+    peak = Math.max(peak, system.workerTasks().length - baseline)
+  }
+  await clock.advance(2_000)
+  return { peak, after: system.workerTasks().length - baseline }
+}
+
+const plot = (points: ReadonlyArray<{ cgroups: number; migrate: number; pools: number }>): string => {
+  const width = 640
+  const height = 400
+  const left = 70
+  const bottom = 50
+  const maxX = Math.max(...points.map((p) => p.cgroups))
+  const maxY = Math.max(...points.map((p) => Math.max(p.migrate, p.pools)))
+  const x = (v: number): number => left + ((width - left - 20) * v) / maxX
+  const y = (v: number): number => height - bottom - ((height - bottom - 30) * v) / maxY
+  const line = (key: 'migrate' | 'pools', color: string): string =>
+    `<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.map((p) => `${x(p.cgroups).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ')}"/>` +
+    points.map((p) => `<circle cx="${x(p.cgroups).toFixed(1)}" cy="${y(p[key]).toFixed(1)}" r="3" fill="${color}"/>`).join('')
+  const ticksX = points.map((p) => `<text x="${x(p.cgroups).toFixed(1)}" y="${height - bottom + 18}" font-size="11" text-anchor="middle">${p.cgroups}</text>`).join('')
+  const ticksY = [0, 0.25, 0.5, 0.75, 1]
+    .map((f) => Math.round(maxY * f))
+    .map((v) => `<text x="${left - 8}" y="${y(v) + 4}" font-size="11" text-anchor="end">${v}</text><line x1="${left}" x2="${width - 20}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`)
+    .join('')
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${width / 2}" y="18" font-size="14" text-anchor="middle">Peak workers vs cgroups queueing works (max_active 64)</text>
+${ticksY}
+<line x1="${left}" x2="${left}" y1="30" y2="${height - bottom}" stroke="black"/>
+<line x1="${left}" x2="${width - 20}" y1="${height - bottom}" y2="${height - bottom}" stroke="black"/>
+${ticksX}
+<text x="${width / 2}" y="${height - 12}" font-size="12" text-anchor="middle">cgroups</text>
+<text x="16" y="${height / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">peak workers</text>
+${line('pools', '#c0392b')}${line('migrate', '#2471a3')}
+<text x="${left + 10}" y="44" font-size="12" fill="#c0392b">pools (a pool per cgroup)</text>
+<text x="${left + 10}" y="60" font-size="12" fill="#2471a3">migrate (one shared pool)</text>
+</svg>
+`
+}
+
+// ------------------------------------------------- idle threads, eager/lazy
+
+const idleThreads = (wqs: number, cpus: number, threads: 'eager' | 'lazy' | 'shared'): number => {
+  const host = hostWith(0, new VirtualClock(), cpus)
+  const system = get(WorkqueueSystem.create(host))
+  for (let i = 0; i < wqs; i++) get(system.createWorkqueue({ name: `wq${i}`, threads }))
+  return system.workerTasks().length
+}
+
+export const run = async (): Promise<void> => {
+  const rows: Array<Measurement> = []
+  const ratios: Array<Ratio> = []
+  const notes: Record<string, unknown> = {}
+
+  const tp = await throughput()
+  rows.push(...tp)
+  ratios.push(ratio(tp, 'workqueue no-op (per-CPU)', 'fastq no-op (sync worker)', 'per-CPU workqueue / fastq (target ≤ 1)'))
+  ratios.push(ratio(tp, 'workqueue no-op (unbound)', 'fastq no-op (sync worker)', 'unbound workqueue / fastq'))
+  ratios.push(ratio(tp, 'workqueue no-op (per-CPU)', 'p-queue no-op', 'per-CPU workqueue / p-queue'))
+
+  const ov = await overhead()
+  rows.push(...ov)
+  ratios.push(ratio(ov, 'migrate, 50 µs works over 100 cgroups', 'plain unbound, 50 µs works', 'migrate / plain, 50 µs works (target ≤ 1.05)'))
+
+  const split = await breakdown()
+  rows.push(...split.rows)
+  notes.noopSplitNs = split.notes
+
+  const counts: Array<{ cgroups: number; migrate: number; pools: number; migrateAfterIdle: number; poolsAfterIdle: number }> = []
+  for (const cgroups of [100, 1_000, 2_500, 5_000, 10_000]) {
+    const migrate = await workersFor(cgroups, 'migrate')
+    const pools = await workersFor(cgroups, 'pools')
+    counts.push({ cgroups, migrate: migrate.peak, pools: pools.peak, migrateAfterIdle: migrate.after, poolsAfterIdle: pools.after })
+  }
+  console.table(counts)
+  notes.workersWithCgroups = counts
+  const svg = join(dirname(fileURLToPath(import.meta.url)), 'results', 'workqueue-workers.svg')
+  writeFileSync(svg, plot(counts))
+  console.log(`wrote ${svg}`)
+
+  const threads = [10, 100].map((wqs) => ({
+    workqueues: wqs,
+    cpus: 8,
+    eager: idleThreads(wqs, 8, 'eager'),
+    lazy: idleThreads(wqs, 8, 'lazy'),
+    shared: idleThreads(wqs, 8, 'shared'),
+  }))
+  console.table(threads)
+  notes.idleThreads = threads
+
+  report('workqueue', rows, ratios, notes)
+}
