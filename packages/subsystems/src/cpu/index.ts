@@ -59,12 +59,15 @@ export interface CpuSubsystem extends DefinedSubsystem<CpuState> {
   account(task: unknown, ns: unknown): E.Either<CgtxError, void>
 }
 
-/** Smallest and largest `cpu.shares` (MIN_SHARES, MAX_SHARES). */
+/** Smallest `cpu.shares` (MIN_SHARES); smaller writes are clamped up to it. */
 export const MIN_SHARES = 2
+/** Largest `cpu.shares` (MAX_SHARES); larger writes are clamped down to it. */
 export const MAX_SHARES = 262_144
-/** Bounds of a CFS period and the smallest quota, in µs (1 ms .. 1 s; 1 ms). */
+/** Shortest CFS period, in µs (1 ms). */
 export const MIN_CFS_PERIOD_US = 1000
+/** Longest CFS period, in µs (1 s). */
 export const MAX_CFS_PERIOD_US = 1_000_000
+/** Smallest CFS quota, in µs (1 ms). */
 export const MIN_CFS_QUOTA_US = 1000
 /** The largest quota (`max_cfs_runtime`), in µs. */
 export const MAX_CFS_QUOTA_US = 2 ** 44 - 1
