@@ -168,7 +168,7 @@ describe('Host operations', () => {
       ['negative pid', { mode: 'process', pid: -4, to }, { field: 'request.pid', value: -4 }],
       ['string pid', { mode: 'thread', pid: `${pid}`, to }, { field: 'request.pid', value: `${pid}` }],
       ['no destination', { mode: 'process', pid }, { field: 'request.to' }],
-      ['empty destination list', { mode: 'process', pid, to: [] }, { field: 'request.to.0.hierarchy' }],
+      ['empty destination list', { mode: 'process', pid, to: [] }, { field: 'request.to' }],
       ['destination path', { mode: 'process', pid, to: { hierarchy: 'h', path: 'a' } }, { field: 'request.to.path', value: 'a' }],
       ['unknown hierarchy', { mode: 'process', pid, to: { hierarchy: 'nope', path: '/' } }, { field: 'request.to.hierarchy', value: 'nope' }],
       [

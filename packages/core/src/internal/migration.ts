@@ -12,7 +12,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { Cgroup } from '../cgroup.ts'
 import type { AttachMode, AttachRequest, CgroupRef } from '../codecs.ts'
 import type { Css, CssSet } from '../cssSet.ts'
-import { faultError, isCgtxError, systemError, type CgtxError, type Errno, type Fault, type SystemError } from '../errors.ts'
+import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type Errno, type Fault, type SystemError } from '../errors.ts'
 import type { Host } from '../host.ts'
 import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
@@ -241,14 +241,14 @@ export const migrate = (host: Host, request: AttachRequest, options: MigrateOpti
   for (let i = 0; i < refs.length; i++) {
     const ref = refs[i]!
     const hierarchy = host.hierarchy(ref.hierarchy)
-    if (hierarchy === undefined) return E.left(badDestination(request.to, i, ref.hierarchy))
+    if (hierarchy === undefined) return E.left(badArgument(destinationField(request.to, i), ref.hierarchy, 'a mounted hierarchy'))
     for (const cgroup of destinations)
-      if (cgroup.hierarchy === hierarchy) return E.left(badDestination(request.to, i, ref.hierarchy, 'one destination per hierarchy'))
+      if (cgroup.hierarchy === hierarchy) return E.left(badArgument(destinationField(request.to, i), ref.hierarchy, 'one destination per hierarchy'))
     const cgroup = hierarchy.lookup(ref.path)
     if (cgroup === undefined) return E.left(systemError('ENOENT', operation()))
     destinations.push(cgroup)
   }
-  if (destinations.length === 0) return E.left(badDestination(request.to, 0, refs, 'at least one destination'))
+  if (destinations.length === 0) return E.left(badArgument('request.to', request.to, 'at least one destination'))
 
   const attempt: Attempt = { host, request, options, owner: {}, operation, destinations, locked: [] }
   if (host.mutex.tryAcquire(attempt.owner)) return underMutex(attempt)
@@ -615,13 +615,7 @@ const ordered = <A>(order: 'reverse' | 'kernel', items: ReadonlyArray<A>): Reado
 const describeFailure = (error: SystemError): string =>
   error.fault !== undefined ? `${error.fault.kind}: ${error.message}` : error.errno
 
-const badDestination = (refs: unknown, i: number, value: unknown, expected = 'a mounted hierarchy'): CgtxError => ({
-  _tag: 'BadArgument',
-  field: `request.to${Array.isArray(refs) ? `.${i}` : ''}.hierarchy`,
-  value,
-  expected,
-  message: `request.to: expected ${expected}, got ${JSON.stringify(value)}`,
-})
+const destinationField = (to: AttachRequest['to'], i: number): string => (Array.isArray(to) ? `request.to.${i}.hierarchy` : 'request.to.hierarchy')
 
 /**
  * @internal Write-locks the thread group of `leader` and of every task in
