@@ -18,7 +18,7 @@ import { Cgroup, Hierarchy, type HierarchyVersion } from './cgroup.ts'
 import { realClock, type Clock } from './clock.ts'
 import { AttachRequest, CgroupName, CgroupRef, decode, decodeAttachRequestFast, Pid, SchedPolicy } from './codecs.ts'
 import { Css, type CssSet } from './cssSet.ts'
-import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type SystemError } from './errors.ts'
+import { badArgument, faultError, isCgtxError, systemError, type BadArgument, type CgtxError, type SystemError } from './errors.ts'
 import { LockValidator } from './lockValidator.ts'
 import { SleepLock } from './locks.ts'
 import { Trace } from './trace.ts'
@@ -637,8 +637,7 @@ export class Host {
   attach(request: unknown): TE.TaskEither<CgtxError, AttachReport> {
     return () => {
       const decoded = decodeAttachRequest(request)
-      if (E.isLeft(decoded)) return Promise.resolve(decoded)
-      return Promise.resolve(migrate(this, decoded.right, { sleep: true }))
+      return Promise.resolve('_tag' in decoded ? E.left(decoded) : migrate(this, decoded, { sleep: true }))
     }
   }
 
@@ -650,9 +649,9 @@ export class Host {
    */
   attachSync(request: unknown): E.Either<CgtxError, AttachReport> {
     const decoded = decodeAttachRequest(request)
-    if (E.isLeft(decoded)) return decoded
+    if ('_tag' in decoded) return E.left(decoded)
     const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
-    const outcome = migrate(this, decoded.right, { sleep: false, guard })
+    const outcome = migrate(this, decoded, { sleep: false, guard })
     if (!isPromiseLike(outcome)) return outcome
     return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
   }
@@ -748,7 +747,10 @@ export class Host {
 
 const PID_LIMIT = 4_194_304
 
-const decodeAttachRequest = (request: unknown): E.Either<CgtxError, AttachRequest> => {
+// The decoded request, or the BadArgument saying why not (no Either on the fast path).
+const decodeAttachRequest = (request: unknown): AttachRequest | BadArgument => {
   const fast = decodeAttachRequestFast(request)
-  return fast === undefined ? decode(AttachRequest, request, 'request') : E.right(fast)
+  if (fast !== undefined) return fast
+  const decoded = decode(AttachRequest, request, 'request')
+  return E.isLeft(decoded) ? decoded.left : decoded.right
 }

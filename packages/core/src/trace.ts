@@ -107,7 +107,7 @@ export class Trace {
    * so the transaction ticks when it starts and after every wait, not per event.
    */
   tick(): void {
-    this.time = this.clock.now()
+    if (this.enabled) this.time = this.clock.now()
   }
 
   /** Records one event. */

@@ -554,8 +554,8 @@ class Phases {
   private postAttach(from: number): Outcome {
     const { tx, contexts } = this
     if (from === 0) {
+      // The caller's release skips groups no longer held by the owner.
       for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
-      if (this.lockedGroups.length > 0) this.lockedGroups.length = 0
       tx.phase = 'postAttach'
     }
     for (let i = from; i < contexts.length; i++) {
