@@ -101,9 +101,24 @@ const throughput = async (): Promise<Array<Measurement>> => {
 
 // ----------------------------------------------------- migrate overhead, 50 µs
 
-const spin = (us: number): void => {
-  const end = performance.now() + us / 1000
-  while (performance.now() < end);
+// A fixed amount of CPU work calibrated to take 50 µs here, so the cost does
+// not depend on wall time (these machines are shared).
+let sink = 0
+const loop = (iterations: number): void => {
+  let x = sink
+  for (let i = 0; i < iterations; i++) x = (x * 1664525 + 1013904223) % 4294967296
+  sink = x
+}
+const calibrate = (us: number): number => {
+  for (let r = 0; r < 5; r++) loop(5_000_000) // optimised before it is timed
+  let iterations = 1000
+  for (;;) {
+    const start = process.hrtime.bigint()
+    for (let r = 0; r < 20; r++) loop(iterations)
+    const ns = Number(process.hrtime.bigint() - start) / 20
+    if (ns > 2_000_000) return Math.round((iterations * us * 1000) / ns)
+    iterations *= 2
+  }
 }
 
 const shuffled = (n: number, cgroups: number, seed: number): Array<number> => {
@@ -121,30 +136,46 @@ const overhead = async (): Promise<Array<Measurement>> => {
   const plain = get(system.createWorkqueue({ name: 'plain', flags: { unbound: true } }))
   const migrate = get(system.createWorkqueue({ name: 'migrate', flags: { unbound: true, cgroup: true } }))
   const order = shuffled(N, 100, 7).map((i) => ({ hierarchy: 'unified', path: `/g${i}` }))
-  const works = Array.from({ length: N }, () => get(createWork(() => spin(50))))
-  const options = { samples: 15, opsPerSample: 1, warmup: 2 }
-  const perWork = (row: Measurement): Measurement => ({ ...row, medianNs: row.medianNs / N, wallNs: row.wallNs / N, opsPerSample: N, extra: { works: N, cgroups: 100 } })
-  const plainRow = perWork(
-    await measureAsync(
-      'plain unbound, 50 µs works',
-      async () => {
-        for (let i = 0; i < N; i++) queueWork(plain, works[i]!)
-        await flushWorkqueue(plain)
-      },
-      options,
-    ),
-  )
-  const migrateRow = perWork(
-    await measureAsync(
-      'migrate, 50 µs works over 100 cgroups',
-      async () => {
-        for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, order[i])
-        await flushWorkqueue(migrate)
-      },
-      options,
-    ),
-  )
-  return [plainRow, migrateRow]
+  const iterations = calibrate(50)
+  const works = Array.from({ length: N }, () => get(createWork(() => loop(iterations))))
+  const cpuNow = (): number => {
+    const used = process.cpuUsage()
+    return (used.user + used.system) * 1000
+  }
+  const time = async (batch: () => Promise<void>): Promise<[number, number]> => {
+    const cpu = cpuNow()
+    const wall = process.hrtime.bigint()
+    await batch()
+    return [(cpuNow() - cpu) / N, Number(process.hrtime.bigint() - wall) / N]
+  }
+  const plainBatch = async (): Promise<void> => {
+    for (let i = 0; i < N; i++) queueWork(plain, works[i]!)
+    await flushWorkqueue(plain)
+  }
+  const migrateBatch = async (): Promise<void> => {
+    for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, order[i])
+    await flushWorkqueue(migrate)
+  }
+  // Alternate the two so drift hits both alike.
+  const samples = 21
+  const runs = { plain: [] as Array<[number, number]>, migrate: [] as Array<[number, number]> }
+  for (let s = 0; s < samples + 3; s++) {
+    const p = await time(plainBatch)
+    const m = await time(migrateBatch)
+    if (s < 3) continue
+    runs.plain.push(p)
+    runs.migrate.push(m)
+  }
+  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
+  const row = (name: string, values: Array<[number, number]>): Measurement => ({
+    name,
+    medianNs: median(values.map((v) => v[0])),
+    wallNs: median(values.map((v) => v[1])),
+    samples,
+    opsPerSample: N,
+    extra: { works: N, cgroups: 100 },
+  })
+  return [row('plain unbound, 50 µs works', runs.plain), row('migrate, 50 µs works over 100 cgroups', runs.migrate)]
 }
 
 // ------------------------------------------------------ no-op cost breakdown

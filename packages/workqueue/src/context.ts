@@ -73,8 +73,20 @@ export const chargeCgroupOf = (slot: WorkerSlot, hierarchy: string): Cgroup | un
   return cgroupOf(slot, hierarchy)
 }
 
+// The slot of the work running synchronously right now: read before the
+// (costlier) AsyncLocalStorage lookup, which async continuations need.
+let runningSlot: WorkerSlot | undefined
+
+/** @internal Marks `slot` as running synchronously; returns the previous one to restore. */
+export const setRunningSlot = (slot: WorkerSlot | undefined): WorkerSlot | undefined => {
+  const previous = runningSlot
+  runningSlot = slot
+  return previous
+}
+
 /** @internal The running slot, if called from inside a work. */
 export const currentSlot = (): WorkerSlot | undefined => {
+  if (runningSlot !== undefined) return runningSlot
   const slot = storage.getStore()
   return slot?.work === undefined ? undefined : slot
 }

@@ -105,6 +105,8 @@ export class Workqueue implements PwqOwner {
   readonly delayed = new Set<Work>()
   /** @internal */
   readonly pwqs = new Map<Pool, Pwq>()
+  /** @internal Per-CPU pwqs of a bound shared workqueue, by CPU. */
+  private readonly percpuPwqs: Array<Pwq> = []
   /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
   readonly dedicated: Array<Pool | undefined> = []
   private color = 0
@@ -318,7 +320,10 @@ export class Workqueue implements PwqOwner {
       if (pwq !== undefined) return pwq
     }
     if (this.threads !== 'shared') return this.dedicatedPwq(work, cpu ?? currentSlot()?.cpu ?? 0)
-    if (!this.unbound) return this.pwqOf(system.percpuPool(cpu ?? currentSlot()?.cpu ?? 0, this.highpri))
+    if (!this.unbound) {
+      const at = cpu ?? currentSlot()?.cpu ?? 0
+      return (this.percpuPwqs[at] ??= this.pwqOf(system.percpuPool(at, this.highpri)))
+    }
     if (this.strategy === 'pools' && target !== undefined && target.some((cgroup) => !cgroup.isRoot)) {
       const pool = system.cgroupPool(target)
       if (!pool.dying) return this.pwqOf(pool)
@@ -545,15 +550,22 @@ export class WorkqueueSystem implements PoolHost {
 
   /** @internal */
   resolveTarget(input: unknown, field: string): E.Either<CgtxError, ReadonlyArray<Cgroup>> {
+    // A Cgroup of this host needs no decoding.
+    if (input instanceof Cgroup && this.host.hierarchies[input.hierarchy.index] === input.hierarchy) {
+      if (input.dead || this.removals.has(input))
+        return E.left(systemError('ENODEV', `queue for ${input.hierarchy.name}:${input.path}`, { reason: 'cgroup removed' }))
+      return E.right([input])
+    }
     const decoded = decode(CgroupTarget, input, field)
     if (E.isLeft(decoded)) return decoded
     const refs = Array.isArray(decoded.right) ? decoded.right : [decoded.right]
     if (refs.length === 0) return E.left(badArgument(field, input, 'at least one cgroup'))
     const cgroups: Array<Cgroup> = []
     for (const [i, ref] of refs.entries()) {
-      const found = this.host.cgroup(ref)
-      if (E.isLeft(found)) return found
-      const cgroup = found.right
+      const hierarchy = this.host.hierarchy(ref.hierarchy)
+      if (hierarchy === undefined) return E.left(badArgument(`${field}.hierarchy`, ref.hierarchy, 'a mounted hierarchy'))
+      const cgroup = hierarchy.lookup(ref.path)
+      if (cgroup === undefined) return E.left(systemError('ENOENT', `lookup ${ref.hierarchy}:${ref.path}`))
       if (cgroup.dead || this.removals.has(cgroup))
         return E.left(systemError('ENODEV', `queue for ${ref.hierarchy}:${ref.path}`, { reason: 'cgroup is being removed' }))
       if (cgroups.some((other) => other.hierarchy === cgroup.hierarchy))
@@ -824,7 +836,8 @@ export const queueWork = (wq: Workqueue, work: unknown, options?: unknown): E.Ei
 
 /**
  * queue_cgroup_work: queues `work` on a WQ_CGROUP workqueue for `cgroup`
- * (one cgroup ref, or one per hierarchy). A reference on the cgroup is held
+ * (one cgroup ref, or one per hierarchy, or a `Cgroup` of the host, which
+ * needs no decoding). A reference on the cgroup is held
  * from now until the instance finishes, is cancelled, or its workqueue is
  * destroyed. Refused: a workqueue without WQ_CGROUP (EINVAL), a missing
  * cgroup (ENOENT) or one being removed (ENODEV).

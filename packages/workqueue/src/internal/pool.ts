@@ -22,7 +22,7 @@ import * as E from 'fp-ts/lib/Either.js'
 import type { AttachReport, Cgroup, CgtxError, Clock, Host, Task, Timer } from '@cgtx/core'
 import type { Strategy } from '../codecs.ts'
 import type { Controllers } from '../system.ts'
-import { storage, type WorkerSlot } from '../context.ts'
+import { setRunningSlot, storage, type WorkerSlot } from '../context.ts'
 import type { Work } from '../work.ts'
 import { Deque } from './deque.ts'
 
@@ -126,6 +126,11 @@ export class Pool {
   private idleTimer: Timer | undefined = undefined
   private maydayTimer: Timer | undefined = undefined
   private nextWorkerId = 0
+  /** Per-CPU pools manage concurrency; unbound ones start every work at once. */
+  readonly concurrencyManaged: boolean
+  /** Pools that keep an idle worker in reserve and create workers on demand. */
+  readonly managed: boolean
+  readonly maxWorkers: number
 
   constructor(
     readonly system: PoolHost,
@@ -142,21 +147,12 @@ export class Pool {
       /** Unbound pools: the workqueue attribute cpumask. */
       readonly cpumask?: ReadonlyArray<number>
     } = {},
-  ) {}
-
-  /** Per-CPU pools manage concurrency; unbound ones start every work at once. */
-  get concurrencyManaged(): boolean {
-    return this.kind === 'percpu'
+  ) {
+    this.concurrencyManaged = kind === 'percpu'
+    this.managed = kind === 'percpu' || kind === 'unbound' || kind === 'cgroup'
+    this.maxWorkers = kind === 'dedicated' || kind === 'rescuer' ? 1 : Number.POSITIVE_INFINITY
   }
 
-  /** Pools that keep an idle worker in reserve and create workers on demand. */
-  get managed(): boolean {
-    return this.kind === 'percpu' || this.kind === 'unbound' || this.kind === 'cgroup'
-  }
-
-  get maxWorkers(): number {
-    return this.kind === 'dedicated' || this.kind === 'rescuer' ? 1 : Number.POSITIVE_INFINITY
-  }
 
   /** CPUs the pool's workers may run on. */
   get cpus(): ReadonlyArray<number> | undefined {
@@ -201,7 +197,7 @@ export class Pool {
     }
     const task = spawned.right
     if (this.cgroups !== undefined) {
-      const moved = this.system.host.attachSync({ mode: 'process', pid: task.tid, to: this.cgroups.map(refOf) })
+      const moved = this.system.host.attachSync({ mode: 'process', pid: task.tid, to: destinationsOf(this.cgroups) })
       if (E.isLeft(moved)) {
         this.creationFailures++
         void exitTask(this.system.host, task)
@@ -359,7 +355,18 @@ export class Pool {
 // Workers move with mode 'process': a kernel thread is the only thread of its
 // process, and cgroup_attach_kthread moves it as a whole task, so the v2 rule
 // against single threads crossing thread domains does not apply.
-export const refOf = (cgroup: Cgroup): { hierarchy: string; path: string } => ({ hierarchy: cgroup.hierarchy.name, path: cgroup.path })
+const refs = new WeakMap<Cgroup, { readonly hierarchy: string; readonly path: string }>()
+export const refOf = (cgroup: Cgroup): { readonly hierarchy: string; readonly path: string } => {
+  let ref = refs.get(cgroup)
+  if (ref === undefined) {
+    ref = { hierarchy: cgroup.hierarchy.name, path: cgroup.path }
+    refs.set(cgroup, ref)
+  }
+  return ref
+}
+
+// One destination is passed as a single ref (the request codec checks it faster than a list).
+const destinationsOf = (cgroups: ReadonlyArray<Cgroup>): unknown => (cgroups.length === 1 ? refOf(cgroups[0]!) : cgroups.map(refOf))
 
 const exitTask = async (host: Host, task: Task): Promise<void> => {
   const exited = await host.exit(task.tid)()
@@ -599,13 +606,16 @@ export class Worker {
     target: ReadonlyArray<Cgroup> | undefined,
   ): Promise<void> | undefined {
     let result: unknown
+    const outer = setRunningSlot(this.slot)
     try {
       result = work.fn(work)
     } catch (error) {
+      setRunningSlot(outer)
       this.pool.system.recordFailure(work, pwq, this, error)
       this.finish(work, pwq, seq, color, target)
       return undefined
     }
+    setRunningSlot(outer)
     if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function') {
       // The work sleeps: for concurrency management this worker is not runnable.
       this.awaiting = true
@@ -656,7 +666,7 @@ export class Worker {
     const system = this.pool.system
     if (target.some((cgroup) => system.isRemoving(cgroup) || cgroup.dead)) return this.fallBack(target)
     if (isIn(task, target)) return undefined
-    const request = { mode: 'process', pid: task.tid, to: target.map(refOf) }
+    const request = { mode: 'process', pid: task.tid, to: destinationsOf(target) }
     const moved = system.host.attachSync(request)
     if (E.isRight(moved)) {
       system.workerLeft()
@@ -691,7 +701,7 @@ export class Worker {
   // locks. Only a controller refusing the root (a plugin bug) makes it fail.
   private moveToRoots(roots: ReadonlyArray<Cgroup>): boolean | Promise<boolean> {
     const system = this.pool.system
-    const request = { mode: 'process', pid: this.task.tid, to: roots.map(refOf) }
+    const request = { mode: 'process', pid: this.task.tid, to: destinationsOf(roots) }
     const moved = system.host.attachSync(request)
     if (E.isRight(moved)) {
       system.workerLeft()
