@@ -492,23 +492,7 @@ class Phases {
   }
 
   private abortSleep(order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
-    const tx = this.tx
-    tx.phase = 'abortSleep'
-    for (let i = from; i < order.length; i++) {
-      const ctx = order[i]!
-      const abort = ctx.subsystem.abortSleep
-      if (abort === undefined) continue
-      const outcome = invoke(abort, ctx)
-      if (isPromiseLike(outcome))
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          recordInfallible(tx, ctx, 'abortSleep', settled, true)
-          return this.abortSleep(order, i + 1)
-        })
-      recordInfallible(tx, ctx, 'abortSleep', outcome, true)
-    }
-    tx.releaseAll()
-    return this.postAttach(0)
+    return this.sleepingPhase('abortSleep', order, from, () => this.postAttach())
   }
 
   // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
@@ -526,59 +510,50 @@ class Phases {
     }
     tx.spin = false
     tx.releaseAll()
-    return this.attach(0)
-  }
-
-  // Post-commit: may sleep, cannot fail.
-  private attach(from: number): Outcome {
-    const { tx, contexts } = this
-    tx.phase = 'attach'
-    for (let i = from; i < contexts.length; i++) {
-      const ctx = contexts[i]!
-      const attach = ctx.subsystem.attach
-      if (attach === undefined) continue
-      const outcome = invoke(attach, ctx)
-      if (isPromiseLike(outcome))
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          recordInfallible(tx, ctx, 'attach', settled, true)
-          return this.attach(i + 1)
-        })
-      recordInfallible(tx, ctx, 'attach', outcome, true)
-    }
-    tx.releaseAll()
-    return this.postAttach(0)
+    // Post-commit: may sleep, cannot fail.
+    return this.sleepingPhase('attach', contexts, 0, () => this.postAttach())
   }
 
   // After the thread-group locks drop, for every called subsystem, success or failure.
-  private postAttach(from: number): Outcome {
-    const { tx, contexts } = this
-    if (from === 0) {
-      // The caller's release skips groups no longer held by the owner.
-      for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
-      tx.phase = 'postAttach'
-    }
-    for (let i = from; i < contexts.length; i++) {
-      const ctx = contexts[i]!
-      const post = ctx.subsystem.postAttach
-      if (post === undefined) continue
-      const outcome = invoke(post, ctx)
-      if (isPromiseLike(outcome))
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          recordInfallible(tx, ctx, 'postAttach', settled, true)
-          return this.postAttach(i + 1)
-        })
-      recordInfallible(tx, ctx, 'postAttach', outcome, true)
-    }
-    tx.releaseAll()
-    const failure = this.failure
+  private postAttach(): Outcome {
+    // The caller's release skips groups no longer held by the owner.
+    for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
+    return this.sleepingPhase('postAttach', this.contexts, 0, () => this.end())
+  }
+
+  private end(): Outcome {
+    const { tx, failure } = this
     if (failure !== undefined) {
       tx.host.trace.record(tx.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
       return E.left(failure)
     }
     tx.host.trace.record(tx.id, undefined, 'end', 'ok', tx.tasks.length === 1 ? 'moved 1' : `moved ${tx.tasks.length}`)
     return E.right(this.report!)
+  }
+
+  /**
+   * A phase whose callbacks may sleep and cannot fail (abortSleep, attach,
+   * postAttach): each in `order` from `from`, waiting where one returns a
+   * promise; then the locks taken are released and `next` runs.
+   */
+  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number, next: () => Outcome): Outcome {
+    const tx = this.tx
+    tx.phase = phase
+    for (let i = from; i < order.length; i++) {
+      const ctx = order[i]!
+      const callback = ctx.subsystem[phase]
+      if (callback === undefined) continue
+      const outcome = invoke(callback, ctx)
+      if (isPromiseLike(outcome))
+        return settle(outcome).then((settled) => {
+          tx.host.trace.tick()
+          recordInfallible(tx, ctx, phase, settled, true)
+          return this.sleepingPhase(phase, order, i + 1, next)
+        })
+      recordInfallible(tx, ctx, phase, outcome, true)
+    }
+    tx.releaseAll()
+    return next()
   }
 }
 
