@@ -64,6 +64,8 @@ export type CgroupType = 'domain' | 'domain threaded' | 'domain invalid' | 'thre
 export class Cgroup {
   readonly children = new Map<string, Cgroup>()
   readonly level: number
+  /** Path inside the hierarchy: `/` for the root, else `/a/b` (names never change, so it is computed once). */
+  readonly path: string
   /** Set by rmdir; a dead cgroup refuses new tasks with ENODEV. */
   dead = false
   /** The css this cgroup owns, by subsystem id (v2: only for enabled subsystems). */
@@ -99,14 +101,9 @@ export class Cgroup {
     readonly hierarchy: Hierarchy,
   ) {
     this.level = parent === undefined ? 0 : parent.level + 1
+    this.path = parent === undefined ? '/' : parent.path === '/' ? `/${name}` : `${parent.path}/${name}`
   }
 
-  /** Path inside the hierarchy: `/` for the root, else `/a/b`. */
-  get path(): string {
-    if (this.parent === undefined) return '/'
-    const parentPath = this.parent.path
-    return parentPath === '/' ? `/${this.name}` : `${parentPath}/${this.name}`
-  }
 
   /** This cgroup or a descendant has a live task. */
   get populated(): boolean {
