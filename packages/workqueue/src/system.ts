@@ -99,6 +99,10 @@ export class Workqueue implements PwqOwner {
   draining = false
   /** Instances queued (not delayed) or running. */
   inFlight = 0
+  /** @internal Active instances over all pwqs. */
+  activeTotal = 0
+  /** @internal Unbound: pwqs waiting for room under max_active, in turn. */
+  readonly waiting: Array<Pwq> = []
   /** Most instances ever active at once in one pwq (max_active is never exceeded). */
   peakActive = 0
   /** @internal Delayed works whose timer is armed. */
@@ -308,7 +312,8 @@ export class Workqueue implements PwqOwner {
     this.inFlight++
     const pwq = this.pwqFor(work, cpu, target)
     pwq.add(work)
-    if (pwq.nrActive > this.peakActive) this.peakActive = pwq.nrActive
+    const active = this.unbound ? this.activeTotal : pwq.nrActive
+    if (active > this.peakActive) this.peakActive = active
   }
 
   private pwqFor(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
@@ -782,6 +787,7 @@ export class WorkqueueSystem implements PoolHost {
     for (const work of pool.worklist.take(() => true)) {
       const from = work.pwq as Pwq
       from.nrActive--
+      from.wq.activeTotal--
       this.fallbackPwq(from).add(work)
     }
     for (const wq of this.workqueues) {

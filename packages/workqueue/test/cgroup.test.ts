@@ -196,6 +196,11 @@ describe('strategy remote-charge', () => {
     expect(calls).toEqual([])
     expect(ok(system.cpuStat(cg('/a'))).selfMs).toBe(7)
     expect(ok(system.cpuStat(cg('/'))).selfMs).toBe(0)
+    // The same work under migrate does call attach (the watcher would notice).
+    const migrating = ok(system.createWorkqueue({ name: 'mig', flags: { unbound: true, cgroup: true } }))
+    queueCgroupWork(migrating, work(() => undefined), cg('/a'))
+    await clock.advance(1)
+    expect(calls).toEqual(['/a', '/'])
   })
 })
 

@@ -191,7 +191,7 @@ describe('properties', () => {
           expect(real.env.system.totalCgroupRefs()).toBe(0)
           for (const wq of real.wqs) expect(wq.inFlight).toBe(0)
         }),
-        { numRuns: 60 },
+        { numRuns: Number(process.env.WQ_RUNS ?? 60) },
       )
     })
   }

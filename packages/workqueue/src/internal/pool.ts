@@ -62,6 +62,12 @@ export interface PwqOwner {
   readonly strategy: Strategy | undefined
   readonly cpuIntensive: boolean
   readonly rescuer: Pool | undefined
+  /** Unbound workqueues count max_active workqueue-wide (v6.9), bound ones per pwq. */
+  readonly unbound: boolean
+  /** Active works over all pwqs. */
+  activeTotal: number
+  /** Unbound: pwqs with works on their overflow list, served round-robin. */
+  readonly waiting: Array<Pwq>
 }
 
 /** Kinds of pools. */
@@ -84,26 +90,43 @@ export class Pwq {
       return
     }
     work.pwq = this
-    if (this.nrActive < this.wq.maxActive) {
-      this.nrActive++
-      work.place = 'worklist'
-      this.pool.worklist.push(work)
-      this.pool.kick()
+    const wq = this.wq
+    if (wq.unbound ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
+      this.activate(work)
     } else {
       work.place = 'inactive'
       this.inactive.push(work)
+      if (wq.unbound && !wq.waiting.includes(this)) wq.waiting.push(this)
     }
   }
 
-  /** An active instance finished or was stolen: activate the first inactive one. */
+  private activate(work: Work): void {
+    this.nrActive++
+    this.wq.activeTotal++
+    work.place = 'worklist'
+    this.pool.worklist.push(work)
+    this.pool.kick()
+  }
+
+  /**
+   * An active instance finished or was stolen: activate the first inactive
+   * one — of this pwq for a bound workqueue, of the next waiting pwq in turn
+   * for an unbound one.
+   */
   deactivate(): void {
     this.nrActive--
-    while (this.nrActive < this.wq.maxActive && this.inactive.length > 0) {
-      const next = this.inactive.shift()!
-      this.nrActive++
-      next.place = 'worklist'
-      this.pool.worklist.push(next)
-      this.pool.kick()
+    const wq = this.wq
+    wq.activeTotal--
+    if (!wq.unbound) {
+      while (this.nrActive < wq.maxActive && this.inactive.length > 0) this.activate(this.inactive.shift()!)
+      return
+    }
+    while (wq.activeTotal < wq.maxActive && wq.waiting.length > 0) {
+      const pwq = wq.waiting.shift()!
+      const next = pwq.inactive.shift()
+      if (next === undefined) continue
+      pwq.activate(next)
+      if (pwq.inactive.length > 0) wq.waiting.push(pwq)
     }
   }
 }
