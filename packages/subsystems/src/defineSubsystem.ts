@@ -234,13 +234,18 @@ const toControlFile = <S>(spec: FileSpec<S, unknown>): ControlFile<S> => {
  */
 export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedSubsystem<S> => {
   const hooks = definition.attach ?? {}
+  const fork = definition.fork ?? {}
   const moves = movesCache()
+  const { prepareSleep, prepareSpin, abortSpin, abortSleep, commit, attach, postAttach } = hooks
+  const can = fork.can
+  // Every controller object has the same keys in the same order (absent
+  // hooks are undefined), so the core's calls through them stay monomorphic.
   const subsystem: DefinedSubsystem<S> = {
     name: definition.name,
-    ...(definition.threaded === undefined ? {} : { threaded: definition.threaded }),
+    threaded: definition.threaded ?? false,
     definition,
     createState: (parent, cgroup) => definition.state(parent, cgroup),
-    ...(definition.offline === undefined ? {} : { offline: definition.offline }),
+    offline: definition.offline,
     files: (definition.files ?? []).map((spec) => toControlFile(spec as FileSpec<S, unknown>)),
     cssOf: (task) => {
       const all = task.cssSet.css
@@ -250,22 +255,18 @@ export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedS
       }
       return undefined
     },
-    ...(definition.fork?.can === undefined ? {} : { canFork: (ctx: ForkContext<S>) => normalize(definition.fork!.can!(ctx)) }),
-    ...(definition.fork?.cancel === undefined ? {} : { cancelFork: definition.fork.cancel }),
-    ...(definition.fork?.done === undefined ? {} : { fork: definition.fork.done }),
-    ...(definition.exit === undefined ? {} : { exit: definition.exit }),
-    ...(definition.release === undefined ? {} : { release: definition.release }),
-    ...(hooks.prepareSleep === undefined
-      ? {}
-      : { prepareSleep: (ctx: AttachContext<S>) => normalizeMaybe(hooks.prepareSleep!(ctx, moves(ctx))) }),
-    ...(hooks.prepareSpin === undefined
-      ? {}
-      : { prepareSpin: (ctx: AttachContext<S>) => normalize(hooks.prepareSpin!(ctx, moves(ctx))) }),
-    ...(hooks.abortSpin === undefined ? {} : { abortSpin: (ctx: AttachContext<S>) => hooks.abortSpin!(ctx, moves(ctx)) }),
-    ...(hooks.abortSleep === undefined ? {} : { abortSleep: (ctx: AttachContext<S>) => hooks.abortSleep!(ctx, moves(ctx)) }),
-    ...(hooks.commit === undefined ? {} : { commit: (ctx: AttachContext<S>) => hooks.commit!(ctx, moves(ctx)) }),
-    ...(hooks.attach === undefined ? {} : { attach: (ctx: AttachContext<S>) => hooks.attach!(ctx, moves(ctx)) }),
-    ...(hooks.postAttach === undefined ? {} : { postAttach: (ctx: AttachContext<S>) => hooks.postAttach!(ctx, moves(ctx)) }),
+    canFork: can === undefined ? undefined : (ctx: ForkContext<S>) => normalize(can(ctx)),
+    cancelFork: fork.cancel,
+    fork: fork.done,
+    exit: definition.exit,
+    release: definition.release,
+    prepareSleep: prepareSleep === undefined ? undefined : (ctx: AttachContext<S>) => normalizeMaybe(prepareSleep(ctx, moves(ctx))),
+    prepareSpin: prepareSpin === undefined ? undefined : (ctx: AttachContext<S>) => normalize(prepareSpin(ctx, moves(ctx))),
+    abortSpin: abortSpin === undefined ? undefined : (ctx: AttachContext<S>) => abortSpin(ctx, moves(ctx)),
+    abortSleep: abortSleep === undefined ? undefined : (ctx: AttachContext<S>) => abortSleep(ctx, moves(ctx)),
+    commit: commit === undefined ? undefined : (ctx: AttachContext<S>) => commit(ctx, moves(ctx)),
+    attach: attach === undefined ? undefined : (ctx: AttachContext<S>) => attach(ctx, moves(ctx)),
+    postAttach: postAttach === undefined ? undefined : (ctx: AttachContext<S>) => postAttach(ctx, moves(ctx)),
   }
   return subsystem
 }
