@@ -113,7 +113,11 @@ export const runCheck = async (args: ReadonlyArray<string>, print: (line: string
   const name = kit.right.name ?? kit.right.factory().name
   print(`checking ${name} (${parsed.right.target})`)
   const results = await runLaws(kit.right, parsed.right.options)
-  for (const result of results) print(formatResult(result))
+  for (const result of results) {
+    print(formatResult(result))
+    if (!result.ok)
+      print(`  replay: cgtx check ${parsed.right.target} --seed ${result.seed}${result.path === undefined ? '' : ` --path ${result.path}`} --only ${JSON.stringify(result.law)}`)
+  }
   const failed = results.filter((result) => !result.ok).length
   print(failed === 0 ? `${name}: all ${results.length} laws hold` : `${name}: ${failed} of ${results.length} laws failed`)
   return failed === 0 ? 0 : 1

@@ -22,6 +22,19 @@ describe('cgtx check', () => {
     expect(code).toBe(0)
   })
 
+  it('fails a broken controller with exit code 1, naming the law, the seed, the path and the shrunk operations', async () => {
+    const { code, out } = await run(['packages/cli/test/fixtures/forgets-undo.ts', '--runs', '200', '--only', 'abort restores an equivalent state'])
+    expect(code).toBe(1)
+    expect(out).toContain('✗ protocol: abort restores an equivalent state')
+    expect(out).toMatch(/seed: -?\d+ {3}path: [\d:]+/)
+    expect(out).toMatch(/shrunk operations:\n(.|\n)*1\. attach/)
+    expect(out).toContain('forgetful: 1 of 1 laws failed')
+    const replay = /replay: cgtx check (\S+) --seed (-?\d+) --path ([\d:]+) --only "(.+)"/.exec(out)!
+    const again = await run([replay[1]!, '--seed', replay[2]!, '--path', replay[3]!, '--only', replay[4]!])
+    expect(again.code).toBe(1)
+    expect(again.out).toContain(`seed: ${replay[2]}`)
+  })
+
   it('refuses bad usage and modules without a kit with exit code 2', async () => {
     expect((await run([])).code).toBe(2)
     expect((await run(['x.ts', '--runs', '0'])).code).toBe(2)
