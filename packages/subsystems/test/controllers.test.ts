@@ -106,6 +106,8 @@ describe('memory', () => {
     expect(right(fs.readSync('/unified/b/memory.current'))).toBe('0\n')
     expect(errno(builtins.memory.uncharge(charge))).toBe('BadArgument')
     expect(errno(builtins.memory.charge(task, -1))).toBe('BadArgument')
+    for (const junk of [null, undefined, 7, {}, { live: true }]) expect(errno(builtins.memory.uncharge(junk as never))).toBe('BadArgument')
+    expect(builtins.memory.chargesOf(null as never)).toEqual([])
   })
 
   it('v1 move-charge: precharges, moves at commit, refuses ENOMEM leaving nothing charged', () => {

@@ -74,9 +74,9 @@ export interface MemorySubsystem extends DefinedSubsystem<MemoryState> {
    * positive safe integer; ENODEV if the controller is bound nowhere.
    */
   charge(task: unknown, bytes: unknown): E.Either<CgtxError, MemoryCharge>
-  /** Returns a charge to the cgroup it is charged to. BadArgument if it was already uncharged. */
+  /** Returns a charge to the cgroup it is charged to. BadArgument if it is not a live charge of this controller. */
   uncharge(charge: MemoryCharge): E.Either<CgtxError, void>
-  /** The live charges of a task's process, oldest first. */
+  /** The live charges of a task's process, oldest first (none for anything but a task). */
   chargesOf(task: Task): ReadonlyArray<MemoryCharge>
 }
 
@@ -311,13 +311,14 @@ export const memory = (): MemorySubsystem => {
       return E.right(charge)
     },
     uncharge: (charge: MemoryCharge): E.Either<CgtxError, void> => {
+      if (typeof charge !== 'object' || charge === null) return E.left(badArgument('charge', charge, 'a live charge of this controller'))
       const own = charge as Charge
-      const list = own.live ? charges.get(own.owner) : undefined
+      const list = own.live === true ? charges.get(own.owner) : undefined
       if (list === undefined || (own.prev === undefined ? list.head !== own : own.prev.next !== own))
         return E.left(badArgument('charge', { bytes: charge.bytes }, 'a live charge of this controller'))
       dropCharge(own, list)
       return UNCHARGED
     },
-    chargesOf: (task: Task): ReadonlyArray<MemoryCharge> => [...chargesIn(charges.get(task.group))],
+    chargesOf: (task: Task): ReadonlyArray<MemoryCharge> => (task instanceof Task ? [...chargesIn(charges.get(task.group))] : []),
   })
 }
