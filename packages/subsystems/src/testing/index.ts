@@ -17,5 +17,5 @@ export { allLaws, lawsFor, LawViolation, type Law, type LawInput, type Suite } f
 export { formatResult, runLaw, runLaws, type LawResult } from './run.ts'
 export { describeConformance } from './vitest.ts'
 export { COMPANION, companion, faultPlans, type Companion, type FaultKind, type FaultPlan } from './companion.ts'
-export { buildWorld, describeOp, describeOps, PATHS, type Op, type OpResult, type World } from './world.ts'
+export { buildWorld, describeOp, describeOps, PATHS, type Op, type OpResult, type Setup, type World } from './world.ts'
 export { builtinKitConfigs } from './builtins.ts'

@@ -28,14 +28,15 @@ import {
   userTasks,
   type Op,
   type OpsOptions,
+  type Setup,
   type World,
 } from './world.ts'
 
 /** The suites a capability manifest switches. */
 export type Suite = 'protocol' | 'accounting' | 'codecs' | 'interleavings' | 'faults' | 'composition'
 
-/** What a law's property receives: its layout and operations (and a scheduler for interleavings). */
-export type LawInput = readonly [layout: 'v1' | 'v2', ops: ReadonlyArray<Op<unknown>>, scheduler?: fc.Scheduler]
+/** What a law's property receives: its setup and operations (and a scheduler for interleavings). */
+export type LawInput = readonly [setup: Setup, ops: ReadonlyArray<Op<unknown>>, scheduler?: fc.Scheduler]
 
 /** One law: a named property over the author's configuration. */
 export interface Law {
@@ -49,9 +50,20 @@ export interface Law {
 /** A violated law inside a property (the runner reports the law, seed, path and shrunk operations with it). */
 export class LawViolation extends Error {
   override readonly name = 'LawViolation'
+  constructor(
+    message: string,
+    /** How many of the generated operations had run when the law broke (later ones never ran). */
+    readonly step?: number,
+  ) {
+    super(message)
+  }
 }
 
 const versionsOf = <S>(config: KitConfig<S>): ReadonlyArray<'v1' | 'v2'> => config.capabilities?.versions ?? ['v1', 'v2']
+
+// Every hierarchy version the author allows, with both abort orders.
+const setups = <S>(config: KitConfig<S>): fc.Arbitrary<Setup> =>
+  fc.record({ layout: fc.constantFrom(...versionsOf(config)), abortOrder: fc.constantFrom('reverse' as const, 'kernel' as const) })
 
 const SPAWNS: ReadonlyArray<Op<unknown>> = [{ kind: 'spawn' }, { kind: 'spawn' }]
 
@@ -63,12 +75,12 @@ const withFaults = (ops: ReadonlyArray<Op<unknown>>, plans: ReadonlyArray<FaultP
 const property = <S>(
   config: KitConfig<S>,
   options: OpsOptions,
-  body: (layout: 'v1' | 'v2', ops: ReadonlyArray<Op<unknown>>) => Promise<void>,
+  body: (setup: Setup, ops: ReadonlyArray<Op<unknown>>) => Promise<void>,
 ): fc.IAsyncProperty<LawInput> =>
   fc.asyncProperty(
-    fc.constantFrom(...versionsOf(config)),
+    setups(config),
     opsArbitrary(config as KitConfig<unknown>, options) as fc.Arbitrary<ReadonlyArray<Op<unknown>>>,
-    (layout, ops) => body(layout, ops),
+    (setup, ops) => body(setup, ops),
   ) as unknown as fc.IAsyncProperty<LawInput>
 
 /**
@@ -78,21 +90,27 @@ const property = <S>(
  */
 const twinRun = async <S>(
   config: KitConfig<S>,
-  layout: 'v1' | 'v2',
+  setup: Setup,
   composed: boolean,
   ops: ReadonlyArray<Op<unknown>>,
   check: (real: World<S>, twin: World<S>, op: Op<unknown>, events: ReadonlyArray<TraceEvent>) => void,
 ): Promise<void> => {
-  const real = buildWorld(config, layout, composed)
-  const twin = buildWorld(config, layout, composed)
-  for (const op of [...SPAWNS, ...ops]) {
+  const real = buildWorld(config, setup, composed)
+  const twin = buildWorld(config, setup, composed)
+  const all = [...SPAWNS, ...ops]
+  for (const [i, op] of all.entries()) {
+    const step = Math.max(0, i + 1 - SPAWNS.length)
     const result = await runOp(real, op as Op<S>, true)
     if (!(twinSkipsFailure(op) && !result.ok)) {
       const mirrored = await runOp(twin, op as Op<S>, false)
       if (mirrored.ok !== result.ok)
-        throw new LawViolation(`${describeOp(op)}: ${result.ok ? 'succeeded' : `failed (${result.detail})`} on the real host, ${mirrored.ok ? 'succeeded' : `failed (${mirrored.detail})`} on the twin`)
+        throw new LawViolation(`${describeOp(op)}: ${result.ok ? 'succeeded' : `failed (${result.detail})`} on the real host, ${mirrored.ok ? 'succeeded' : `failed (${mirrored.detail})`} on the twin`, step)
     }
-    check(real, twin, op, result.events)
+    try {
+      check(real, twin, op, result.events)
+    } catch (error) {
+      throw error instanceof LawViolation && error.step === undefined ? new LawViolation(error.message, step) : error
+    }
   }
 }
 
@@ -140,22 +158,22 @@ const protocolLaws: ReadonlyArray<Law> = [
     name: 'failed prepare has no effect',
     suite: 'protocol',
     description: 'An attach or write the controller refuses leaves every state equivalent to a twin host that never saw it.',
-    property: (config, max) => property(config, protocolOptions(max, false), (layout, ops) => twinRun(config, layout, false, ops, noDifferences(config))),
+    property: (config, max) => property(config, protocolOptions(max, false), (setup, ops) => twinRun(config, setup, false, ops, noDifferences(config))),
   },
   {
     name: 'abort restores an equivalent state',
     suite: 'protocol',
     description: 'When a later subsystem refuses, faults or sleeps in a prepare phase, the controller’s abort leaves state equivalent to a twin that never saw the attach.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) => twinRun(config, layout, false, withFaults(ops, prepareFaults), noDifferences(config))),
+      property(config, protocolOptions(max, true), (setup, ops) => twinRun(config, setup, false, withFaults(ops, prepareFaults), noDifferences(config))),
   },
   {
     name: 'commit cannot fail',
     suite: 'protocol',
     description: 'commit, attach and postAttach never throw, reject or sleep where they may not, whatever the other subsystems do.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op, events) => noFaultsIn(real.subject.name, ['commit', 'attach', 'postAttach', 'abortSleep', 'abortSpin'])(events, op)),
+      property(config, protocolOptions(max, true), (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op, events) => noFaultsIn(real.subject.name, ['commit', 'attach', 'postAttach', 'abortSleep', 'abortSpin'])(events, op)),
       ),
   },
   {
@@ -163,8 +181,8 @@ const protocolLaws: ReadonlyArray<Law> = [
     suite: 'protocol',
     description: 'prepareSpin neither returns a promise nor takes a sleeping lock, nor throws (the core turns each into a fault).',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op, events) => noFaultsIn(real.subject.name, ['prepareSpin', 'prepareSleep'])(events, op)),
+      property(config, protocolOptions(max, true), (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op, events) => noFaultsIn(real.subject.name, ['prepareSpin', 'prepareSleep'])(events, op)),
       ),
   },
   {
@@ -172,8 +190,8 @@ const protocolLaws: ReadonlyArray<Law> = [
     suite: 'protocol',
     description: 'Moving a task to the cgroup it is in, or in a hierarchy the controller is not bound to, calls none of its callbacks.',
     property: (config, max) =>
-      property(config, { faults: false, maxOperations: max, builtinWrites: false, noops: true }, (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op, events) => {
+      property(config, { faults: false, maxOperations: max, builtinWrites: false, noops: true }, (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op, events) => {
           if (op.kind !== 'stay' && op.kind !== 'other') return
           const called = events.filter((event) => event.subsystem === real.subject.name)
           if (called.length > 0) throw new LawViolation(`${describeOp(op)} called ${real.subject.name}.${called[0]!.phase}`)
@@ -185,8 +203,8 @@ const protocolLaws: ReadonlyArray<Law> = [
     suite: 'protocol',
     description: 'A controller whose prepare succeeded gets exactly one of abortSleep or commit; one whose prepare failed gets neither.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op, events) => {
+      property(config, protocolOptions(max, true), (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op, events) => {
           const name = real.subject.name
           const mine = events.filter((event) => event.subsystem === name)
           const count = (phase: AttachPhase) => mine.filter((event) => event.phase === phase).length
@@ -210,8 +228,8 @@ const accountingLaws: ReadonlyArray<Law> = [
     suite: 'accounting',
     description: 'After any operation, no counter is negative and each is at least the sum of its children’s.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op) => usageCheck(config.capabilities!.accounting!, real, false, describeOp(op))),
+      property(config, protocolOptions(max, true), (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op) => usageCheck(config.capabilities!.accounting!, real, false, describeOp(op))),
       ),
   },
   {
@@ -219,8 +237,8 @@ const accountingLaws: ReadonlyArray<Law> = [
     suite: 'accounting',
     description: 'After any sequence of moves, forks, exits and actions, every counter equals what the author’s model computes from the host: nothing is lost, leaked or counted twice.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), (layout, ops) =>
-        twinRun(config, layout, false, ops, (real, _twin, op) => usageCheck(config.capabilities!.accounting!, real, true, describeOp(op))),
+      property(config, protocolOptions(max, true), (setup, ops) =>
+        twinRun(config, setup, false, ops, (real, _twin, op) => usageCheck(config.capabilities!.accounting!, real, true, describeOp(op))),
       ),
   },
   {
@@ -228,8 +246,8 @@ const accountingLaws: ReadonlyArray<Law> = [
     suite: 'accounting',
     description: 'Once every task has exited and been reaped, every non-root counter is back to zero.',
     property: (config, max) =>
-      property(config, protocolOptions(max, true), async (layout, ops) => {
-        const world = buildWorld(config, layout, false)
+      property(config, protocolOptions(max, true), async (setup, ops) => {
+        const world = buildWorld(config, setup, false)
         for (const op of [...SPAWNS, ...ops]) await runOp(world, op as never, true)
         exitEverything(world.host)
         // init and kthreadd never exit: take them back to the root.
@@ -249,8 +267,8 @@ const codecLaws: ReadonlyArray<Law> = [
     suite: 'codecs',
     description: 'A value a file accepts reads back as text that, written again, is accepted and reads back the same.',
     property: (config, max) =>
-      property(config, { faults: false, maxOperations: max, builtinWrites: false, noops: false }, async (layout, ops) => {
-        const world = buildWorld(config, layout, false)
+      property(config, { faults: false, maxOperations: max, builtinWrites: false, noops: false }, async (setup, ops) => {
+        const world = buildWorld(config, setup, false)
         for (const op of ops) {
           if (op.kind !== 'write') continue
           const base = `/${world.mount}${PATHS[op.cgroup % PATHS.length] === '/' ? '' : PATHS[op.cgroup % PATHS.length]}/${op.write.file}`
@@ -277,15 +295,15 @@ const codecLaws: ReadonlyArray<Law> = [
     suite: 'codecs',
     description: 'A write refused with an errno leaves the state equivalent to a twin that never saw it.',
     property: (config, max) =>
-      property(config, protocolOptions(max, false), (layout, ops) =>
-        twinRun(config, layout, false, ops.filter((op) => op.kind === 'write' || op.kind === 'spawn'), noDifferences(config)),
+      property(config, protocolOptions(max, false), (setup, ops) =>
+        twinRun(config, setup, false, ops.filter((op) => op.kind === 'write' || op.kind === 'spawn'), noDifferences(config)),
       ),
   },
 ]
 
 function codecRoundTrip<S>(config: KitConfig<S>, max: number): fc.IAsyncProperty<LawInput> {
   const writes = config.arbitraries.writes ?? fc.constant({ file: '', value: '' })
-  return fc.asyncProperty(fc.constantFrom(...versionsOf(config)), fc.array(writes, { maxLength: max }), async (_layout, list) => {
+  return fc.asyncProperty(setups(config), fc.array(writes, { maxLength: max }), async (_setup, list) => {
     const specs = (config.factory() as Partial<DefinedSubsystem<S>>).definition?.files ?? []
     for (const { file, value } of list) {
       const codec = specs.find((spec) => spec.name === file)?.write?.codec
@@ -308,11 +326,11 @@ const interleavingLaws: ReadonlyArray<Law> = [
       'Attaches that wait in prepareSleep (at points fc.scheduler picks) run concurrently with forks, exits, writes and actions: the controller never faults, every operation settles, the group mutex is free afterwards, and the accounting invariants and the author’s model hold.',
     property: (config, max) =>
       fc.asyncProperty(
-        fc.constantFrom(...versionsOf(config)),
+        setups(config),
         opsArbitrary(config as KitConfig<unknown>, { faults: true, maxOperations: Math.min(max, 12), builtinWrites: false, noops: false }),
         fc.scheduler(),
-        async (layout, ops, scheduler) => {
-          const world = buildWorld(config, layout, false)
+        async (setup, ops, scheduler) => {
+          const world = buildWorld(config, setup, false)
           for (const op of SPAWNS) await runOp(world, op as never, false)
           world.companion.gate = () => scheduler.schedule(Promise.resolve('companion prepareSleep'), 'prepareSleep wait')
           const running = ops.map((op) => scheduler.schedule(Promise.resolve(describeOp(op)), 'start').then(() => runOp(world, op as never, true)))
@@ -337,12 +355,12 @@ const faultLaws: ReadonlyArray<Law> = [
     description: 'With the companion refusing, throwing, rejecting or sleeping in each phase in turn, the controller ends equivalent to a twin that saw only the attaches that committed, and never faults itself.',
     property: (config, max) =>
       fc.asyncProperty(
-        fc.constantFrom(...versionsOf(config)),
+        setups(config),
         opsArbitrary(config as KitConfig<unknown>, protocolOptions(max, false)),
         fc.constantFrom(...faultPlans),
-        async (layout, ops, plan) => {
+        async (setup, ops, plan) => {
           const armed = ops.map((op) => (op.kind === 'attach' || op.kind === 'attachAll' ? { ...op, fault: plan } : op))
-          await twinRun(config, layout, false, armed, (real, twin, op, events) => {
+          await twinRun(config, setup, false, armed, (real, twin, op, events) => {
             noDifferences(config)(real, twin, op)
             const mine = faultsOf(events, real.subject.name)
             if (mine.length > 0) throw new LawViolation(`${describeOp(op)}: ${real.subject.name} faulted in ${mine[0]!.phase}: ${mine[0]!.detail ?? ''}`)
@@ -358,8 +376,8 @@ const compositionLaws: ReadonlyArray<Law> = [
     suite: 'composition',
     description: 'Mounted with cpuset and pids (whose refusals abort it) and next to cpu, memory and freezer, the controller keeps every protocol and accounting law.',
     property: (config, max) =>
-      property(config, { faults: true, maxOperations: max, builtinWrites: true, noops: true }, (layout, ops) =>
-        twinRun(config, layout, true, ops, (real, twin, op, events) => {
+      property(config, { faults: true, maxOperations: max, builtinWrites: true, noops: true }, (setup, ops) =>
+        twinRun(config, setup, true, ops, (real, twin, op, events) => {
           noDifferences(config)(real, twin, op)
           noFaultsIn(real.subject.name, ['prepareSleep', 'prepareSpin', 'abortSpin', 'abortSleep', 'commit', 'attach', 'postAttach'])(events, op)
           const accounting = config.capabilities?.accounting

@@ -8,7 +8,7 @@
  */
 import * as fc from 'fast-check'
 import type { KitConfig, RunOptions } from './config.ts'
-import { lawsFor, type Law, type Suite } from './laws.ts'
+import { lawsFor, LawViolation, type Law, type Suite } from './laws.ts'
 import { describeOps, type Op } from './world.ts'
 
 /** The outcome of one law. */
@@ -31,12 +31,13 @@ const defaultRuns = (): number => {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 60
 }
 
-const describeCounterexample = (values: ReadonlyArray<unknown>): string => {
+// The generated values, with operations cut after the one that broke the law (later ones never ran).
+const describeCounterexample = (values: ReadonlyArray<unknown>, step: number | undefined): string => {
   const parts: Array<string> = []
   for (const value of values) {
-    if (typeof value === 'string') parts.push(`  layout: ${value}`)
+    if (typeof value === 'object' && value !== null && 'layout' in value && 'abortOrder' in value) parts.push(`  layout: ${String(value.layout)}, abort order: ${String(value.abortOrder)}`)
     else if (Array.isArray(value) && value.every((item) => typeof item === 'object' && item !== null && 'kind' in item))
-      parts.push(describeOps(value as ReadonlyArray<Op<unknown>>) || '  (no operations)')
+      parts.push(describeOps((value as ReadonlyArray<Op<unknown>>).slice(0, step)) || '  (no operations)')
     else if (Array.isArray(value)) parts.push(value.map((item, i) => `  ${i + 1}. ${fc.stringify(item)}`).join('\n'))
     else if (typeof value === 'object' && value !== null && 'phase' in value && 'kind' in value) parts.push(`  companion fault: ${String(value.kind)} in ${String(value.phase)}`)
     else parts.push(`  ${fc.stringify(value)}`)
@@ -61,7 +62,9 @@ export const runLaw = async <S>(law: Law, config: KitConfig<S>, options: RunOpti
     runs: details.numRuns,
     seed: details.seed,
     ...(details.counterexamplePath === null ? {} : { path: details.counterexamplePath }),
-    ...(details.counterexample === null ? {} : { counterexample: describeCounterexample(details.counterexample as ReadonlyArray<unknown>) }),
+    ...(details.counterexample === null
+      ? {}
+      : { counterexample: describeCounterexample(details.counterexample as ReadonlyArray<unknown>, details.errorInstance instanceof LawViolation ? details.errorInstance.step : undefined) }),
     error,
   }
 }

@@ -19,6 +19,12 @@ import type { ConfigWrite, KitAction, KitConfig } from './config.ts'
 /** Cgroups every world has, in the controller's hierarchy. */
 export const PATHS: ReadonlyArray<string> = ['/', '/a', '/a/x', '/a/y', '/b']
 
+/** How a world is built: the hierarchy version and the order aborts run in. */
+export interface Setup {
+  readonly layout: 'v1' | 'v2'
+  readonly abortOrder: 'reverse' | 'kernel'
+}
+
 /** One host the kit drives. */
 export interface World<S> {
   readonly host: Host
@@ -85,7 +91,8 @@ export const describeOp = <S>(op: Op<S>): string => {
 export const describeOps = <S>(ops: ReadonlyArray<Op<S>>): string => ops.map((op, i) => `  ${i + 1}. ${describeOp(op)}`).join('\n')
 
 /** Builds a world; `composed` adds the built-in controllers. Throws only on a kit bug. */
-export const buildWorld = <S>(config: KitConfig<S>, layout: 'v1' | 'v2', composed: boolean): World<S> => {
+export const buildWorld = <S>(config: KitConfig<S>, setup: Setup, composed: boolean): World<S> => {
+  const { layout, abortOrder } = setup
   const subject = config.factory()
   const helper = companion()
   const builtins = composed ? builtinSubsystems({ cpus: 2 }) : []
@@ -103,7 +110,7 @@ export const buildWorld = <S>(config: KitConfig<S>, layout: 'v1' | 'v2', compose
           { name: 'unified', version: 'v2', subsystems: subsystems.map((subsystem) => subsystem.name) },
           { name: 'other', version: 'v1', subsystems: [] },
         ]
-  const created = Host.create({ subsystems, hierarchies, traceCapacity: 1 << 16, ...(composed ? { cpus: 2 } : {}) })
+  const created = Host.create({ subsystems, hierarchies, abortOrder, traceCapacity: 1 << 16, ...(composed ? { cpus: 2 } : {}) })
   if (E.isLeft(created)) throw new Error(`kit: cannot build a host: ${created.left.message}`)
   const host = created.right
   const fs = new VirtualCgroupFs(host)
