@@ -65,6 +65,13 @@ export const run = (): void => {
   withCgroups(four)
   rows.push(pingPong('attach thread, 4 sync subsystems', four, four.spawn().tid))
 
+  // The same moves by objects (no pid and path resolution).
+  const byObject = makeHost(4)
+  withCgroups(byObject)
+  const objectTask = byObject.spawn()
+  const [objectA, objectB] = [byObject.hierarchy('h')!.lookup('/a')!, byObject.hierarchy('h')!.lookup('/b')!]
+  rows.push(measure('attachTask thread, 4 sync subsystems', (i) => void must(byObject.attachTaskSync(objectTask, i % 2 === 0 ? objectA : objectB)), { opsPerSample: 20_000, samples: 15 }))
+
   const quiet = makeHost(4)
   withCgroups(quiet)
   quiet.trace.enabled = false
@@ -114,6 +121,7 @@ export const run = (): void => {
   const ratios = [
     ratio(rows, 'attach thread, 4 sync subsystems', 'attach thread, no subsystems', '4 subsystems / no subsystems'),
     ratio(rows, 'attach thread, 4 sync subsystems, trace off', 'attach thread, 4 sync subsystems', 'trace off / trace on'),
+    ratio(rows, 'attachTask thread, 4 sync subsystems', 'attach thread, 4 sync subsystems', 'by object / by pid and path'),
     ratio(rows, 'attach thread, host of 100,000 tasks / 10,000 cgroups', 'attach thread, host of 1,000 tasks / 100 cgroups', '100k-task host / 1k-task host'),
   ]
   console.table(memory)

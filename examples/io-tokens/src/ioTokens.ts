@@ -15,8 +15,8 @@
  * published on its own imports `@cgtx/subsystems` and `@cgtx/core`.)
  */
 // step 1: imports
-import { badArgument, systemError, Task, type CgtxError, type Css } from '../../../packages/core/src/index.ts'
-import { defineSubsystem, extend, HierarchicalCounter, left, limitOrMax, right, type DefinedSubsystem, type Either } from '../../../packages/subsystems/src/index.ts'
+import { badArgument, systemError, Task, type CgtxError, type Css } from '@cgtx/core'
+import { defineSubsystem, extend, HierarchicalCounter, left, limitOrMax, right, type DefinedSubsystem, type Either } from '@cgtx/subsystems'
 // end step 1
 
 // step 2: state

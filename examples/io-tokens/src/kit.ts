@@ -4,8 +4,8 @@
  */
 // step 5: kit
 import * as fc from 'fast-check'
-import type { Cgroup, Host, Subsystem } from '../../../packages/core/src/index.ts'
-import type { KitAction, KitConfig } from '../../../packages/subsystems/src/testing/index.ts'
+import type { Cgroup, Host, Subsystem } from '@cgtx/core'
+import type { KitAction, KitConfig } from '@cgtx/subsystems/testing'
 import { ioTokens, type IoTokens, type IoTokensState } from './ioTokens.ts'
 
 const acquire = (tokens: number): KitAction<IoTokensState> => ({

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { allLaws } from '../../../packages/subsystems/src/testing/index.ts'
+import { allLaws } from '@cgtx/subsystems/testing'
 
 const root = new URL('../../../', import.meta.url)
 const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')

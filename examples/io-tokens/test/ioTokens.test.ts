@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { VirtualCgroupFs } from '../../../packages/core/src/index.ts'
-import { createHost, isLeft, isRight } from '../../../packages/subsystems/src/index.ts'
-import { describeConformance } from '../../../packages/subsystems/src/testing/index.ts'
+import { VirtualCgroupFs } from '@cgtx/core'
+import { createHost, isLeft, isRight } from '@cgtx/subsystems'
+import { describeConformance } from '@cgtx/subsystems/testing'
 import { ioTokens } from '../src/ioTokens.ts'
 import { kit } from '../src/kit.ts'
 

@@ -23,7 +23,7 @@ import { LockValidator } from './lockValidator.ts'
 import { SleepLock } from './locks.ts'
 import { Trace } from './trace.ts'
 import { CssSetTable } from './internal/cssSetTable.ts'
-import { migrate, type AttachReport } from './internal/migration.ts'
+import { migrate, migrateResolved, type AttachReport, type MigrateOptions } from './internal/migration.ts'
 import { isPromiseLike, type MaybePromise } from './internal/settle.ts'
 import type { ForkContext, Subsystem } from './subsystem.ts'
 import { Mm, Task, ThreadGroup, type TaskFlags } from './task.ts'
@@ -654,6 +654,47 @@ export class Host {
     const outcome = migrate(this, decoded, { sleep: false, guard })
     if (!isPromiseLike(outcome)) return outcome
     return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
+  }
+
+  /**
+   * The attach transaction for callers that hold the objects (a `Task` of
+   * this host, and one `Cgroup` per hierarchy): the same transaction as
+   * {@link Host.attach} without resolving pids and paths. `mode` is `thread`
+   * (default) or `process`.
+   */
+  attachTask(task: unknown, to: unknown, mode: unknown = 'thread'): TE.TaskEither<CgtxError, AttachReport> {
+    return () => Promise.resolve(this.attachTaskWith(task, to, mode, { sleep: true }))
+  }
+
+  /** {@link Host.attachTask} without waiting, with the rules of {@link Host.attachSync}. */
+  attachTaskSync(task: unknown, to: unknown, mode: unknown = 'thread'): E.Either<CgtxError, AttachReport> {
+    const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
+    const outcome = this.attachTaskWith(task, to, mode, { sleep: false, guard })
+    if (!isPromiseLike(outcome)) return outcome
+    return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
+  }
+
+  private attachTaskWith(task: unknown, to: unknown, mode: unknown, options: MigrateOptions): MaybePromise<E.Either<CgtxError, AttachReport>> {
+    if (mode !== 'thread' && mode !== 'process') return E.left(badArgument('mode', mode, "'thread' | 'process'"))
+    if (!(task instanceof Task) || !this.owns(task)) return E.left(badArgument('task', task, 'a task of this host'))
+    const destinations = to instanceof Cgroup ? [to] : to
+    if (!Array.isArray(destinations) || destinations.length === 0) return E.left(badArgument('to', to, 'a cgroup of this host, or a non-empty array of them'))
+    for (const [i, cgroup] of destinations.entries()) {
+      const field = to instanceof Cgroup ? 'to' : `to.${i}`
+      if (!(cgroup instanceof Cgroup) || this.hierarchies[cgroup.hierarchy.index] !== cgroup.hierarchy)
+        return E.left(badArgument(field, cgroup, 'a cgroup of this host'))
+      if (destinations.some((other: unknown, j) => j < i && (other as Cgroup).hierarchy === cgroup.hierarchy))
+        return E.left(badArgument(field, cgroup.path, 'one destination per hierarchy'))
+    }
+    return migrateResolved(this, { mode, task }, destinations as ReadonlyArray<Cgroup>, options)
+  }
+
+  // A task object of this host: its css_set's cgroups are this host's hierarchies'.
+  private owns(task: Task): boolean {
+    const cgroups = task.cssSet.cgroups
+    if (cgroups.length !== this.hierarchies.length) return false
+    for (let i = 0; i < cgroups.length; i++) if (cgroups[i]!.hierarchy !== this.hierarchies[i]) return false
+    return true
   }
 
   // ----------------------------------------------------------- internals

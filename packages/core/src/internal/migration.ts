@@ -10,7 +10,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type { Cgroup } from '../cgroup.ts'
-import type { AttachMode, AttachRequest, CgroupRef } from '../codecs.ts'
+import type { AttachMode, AttachRequest } from '../codecs.ts'
 import type { Css, CssSet } from '../cssSet.ts'
 import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type Errno, type Fault, type SystemError } from '../errors.ts'
 import type { Host } from '../host.ts'
@@ -178,13 +178,10 @@ class SubsystemContext implements AttachContext<unknown> {
   }
 }
 
-const describeRequest = (request: AttachRequest): string => {
-  const destinations = (Array.isArray(request.to) ? request.to : [request.to])
-    .map((ref: CgroupRef) => `${ref.hierarchy}:${ref.path}`)
-    .join(' + ')
-  return request.mode === 'all'
-    ? `attach all of ${request.from} to ${destinations}`
-    : `attach ${request.mode} ${request.pid} to ${destinations}`
+const describeSubject = (subject: Subject, destinations: ReadonlyArray<{ readonly hierarchy: string; readonly path: string }>): string => {
+  const to = destinations.map((ref) => `${ref.hierarchy}:${ref.path}`).join(' + ')
+  if (subject.mode === 'all') return `attach all of ${typeof subject.from === 'string' ? subject.from : subject.from.path} to ${to}`
+  return `attach ${subject.mode} ${typeof subject.task === 'number' ? subject.task : subject.task.tid} to ${to}`
 }
 
 // What a callback threw (or a promise rejected with), told apart from any
@@ -214,10 +211,20 @@ const failureOf = (tx: Transaction, subsystem: Subsystem<unknown>, phase: Attach
   return fault(tx, subsystem, phase, 'bad-return', value)
 }
 
-const describeLater = (request: AttachRequest): (() => string) => {
+const describeLater = (subject: Subject, destinations: ReadonlyArray<{ readonly hierarchy: string; readonly path: string }>): (() => string) => {
   let built: string | undefined
-  return () => (built ??= describeRequest(request))
+  return () => (built ??= describeSubject(subject, destinations))
 }
+
+/**
+ * Who moves: a thread or a process named by pid or held as a Task, or every
+ * task of a cgroup named by path (in the first destination's hierarchy) or held.
+ */
+export type Subject =
+  | { readonly mode: 'thread' | 'process'; readonly task: number | Task }
+  | { readonly mode: 'all'; readonly from: string | Cgroup }
+
+const cgroupRefOf = (cgroup: Cgroup): { readonly hierarchy: string; readonly path: string } => ({ hierarchy: cgroup.hierarchy.name, path: cgroup.path })
 
 // Calls a subsystem callback; a throw comes back as a Thrown. Allocates
 // nothing when the callback returns normally.
@@ -229,11 +236,12 @@ const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: Subsyst
   }
 }
 
-/** The transaction; see the module comment. */
+/** The transaction for a decoded request naming cgroups by path; see the module comment. */
 export const migrate = (host: Host, request: AttachRequest, options: MigrateOptions): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  // Built only when an error or the trace is read: the happy path formats nothing.
-  const operation = describeLater(request)
+  const subject: Subject = request.mode === 'all' ? { mode: 'all', from: request.from } : { mode: request.mode, task: request.pid }
   const refs = Array.isArray(request.to) ? request.to : [request.to]
+  // Built only when an error or the trace is read: the happy path formats nothing.
+  const operation = describeLater(subject, refs)
 
   // Destinations, before any lock: unknown mount is a caller error, a missing
   // path fails like open(2) of its cgroup.procs would.
@@ -249,8 +257,29 @@ export const migrate = (host: Host, request: AttachRequest, options: MigrateOpti
     destinations.push(cgroup)
   }
   if (destinations.length === 0) return E.left(badArgument('request.to', request.to, 'at least one destination'))
+  return begin(host, subject, destinations, operation, options)
+}
 
-  const attempt: Attempt = { host, request, options, owner: {}, operation, destinations, locked: [] }
+/**
+ * The transaction for callers holding the objects: `task` (or its whole
+ * process) into `destinations`, which the caller has checked belong to `host`
+ * and lie in different hierarchies.
+ */
+export const migrateResolved = (
+  host: Host,
+  subject: Subject,
+  destinations: ReadonlyArray<Cgroup>,
+  options: MigrateOptions,
+): MaybePromise<E.Either<CgtxError, AttachReport>> => begin(host, subject, destinations, describeLater(subject, destinations.map(cgroupRefOf)), options)
+
+const begin = (
+  host: Host,
+  subject: Subject,
+  destinations: ReadonlyArray<Cgroup>,
+  operation: () => string,
+  options: MigrateOptions,
+): MaybePromise<E.Either<CgtxError, AttachReport>> => {
+  const attempt: Attempt = { host, subject, options, owner: {}, operation, destinations, locked: [] }
   if (host.mutex.tryAcquire(attempt.owner)) return underMutex(attempt)
   if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
   return Promise.resolve(host.mutex.acquire(attempt.owner)).then(() => underMutex(attempt))
@@ -259,7 +288,7 @@ export const migrate = (host: Host, request: AttachRequest, options: MigrateOpti
 // Everything one attach carries from step to step (one object, no closures).
 interface Attempt {
   readonly host: Host
-  readonly request: AttachRequest
+  readonly subject: Subject
   readonly options: MigrateOptions
   readonly owner: object
   readonly operation: () => string
@@ -295,16 +324,17 @@ const releaseAttempt = (attempt: Attempt): void => {
 // Find the task(s) under the mutex, as cgroup_procs_write_start does, and
 // keep fork / exec / exit out of every process involved.
 const findAndLock = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const { host, request, operation } = attempt
+  const { host, subject, operation } = attempt
   attempt.txId = host.newTransaction()
   for (const cgroup of attempt.destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
-  if (request.mode === 'all') {
-    attempt.source = attempt.destinations[0]!.hierarchy.lookup(request.from)
+  if (subject.mode === 'all') {
+    const from = subject.from
+    attempt.source = typeof from === 'string' ? attempt.destinations[0]!.hierarchy.lookup(from) : from.dead ? undefined : from
     if (attempt.source === undefined) return E.left(systemError('ENOENT', operation()))
   } else {
-    let leader = host.task(request.pid)
+    let leader = typeof subject.task === 'number' ? host.task(subject.task) : subject.task
     if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
-    if (request.mode === 'process') leader = leader.group.leader
+    if (subject.mode === 'process') leader = leader.group.leader
     if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
     attempt.leader = leader
   }
@@ -314,18 +344,18 @@ const findAndLock = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachR
 
 // Vet the destinations, build the taskset (live tasks whose css_set changes), run the phases.
 const buildAndRun = (attempt: Attempt, locked: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const { host, request, operation, destinations, leader } = attempt
+  const { host, subject, operation, destinations, leader } = attempt
   if (!locked) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
   for (const dst of destinations) {
-    const refused = vetDestination(host, dst, request.mode, leader)
+    const refused = vetDestination(host, dst, subject.mode, leader)
     if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
   }
   const entries: Array<MigrationEntry> = []
   const skipped: Array<number> = []
-  if (request.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
-  else for (const task of request.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
+  if (subject.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
+  else for (const task of subject.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
   if (entries.length === 0) return E.right({ transaction: attempt.txId!, moved: [], skipped, subsystems: [] })
-  return runPhases(host, attempt.txId!, attempt.owner, operation, request.mode, entries, destinations, attempt.locked, attempt.options, skipped)
+  return runPhases(host, attempt.txId!, attempt.owner, operation, subject.mode, entries, destinations, attempt.locked, attempt.options, skipped)
 }
 
 const addEntry = (host: Host, task: Task, destinations: ReadonlyArray<Cgroup>, entries: Array<MigrationEntry>, skipped: Array<number>): void => {
