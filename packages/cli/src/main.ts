@@ -10,6 +10,7 @@ const usage = `usage: cgtx <command>
 
 commands:
   demo     a short scenario: a hierarchy, a process moved, a move refused and rolled back
+  check    MODULE | builtin:NAME [--runs N] [--seed N --path P] [--only LAW]: the conformance kit on a controller plugin
   replay   SCENARIO.json [--on model|kernel|both]: a scenario on the model and/or the real kernel, answers side by side
   help     this text`
 
