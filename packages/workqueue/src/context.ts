@@ -84,6 +84,9 @@ export const setRunningSlot = (slot: WorkerSlot | undefined): WorkerSlot | undef
   return previous
 }
 
+/** @internal CPU of the per-CPU work running synchronously now, if any. */
+export const runningCpu = (): number | undefined => runningSlot?.cpu
+
 /** @internal The running slot, if called from inside a work. */
 export const currentSlot = (): WorkerSlot | undefined => {
   if (runningSlot !== undefined) return runningSlot

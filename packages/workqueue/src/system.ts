@@ -36,7 +36,7 @@ import {
   type Strategy,
   type Threads,
 } from './codecs.ts'
-import { chargeCgroupOf, currentSlot, type WorkerSlot } from './context.ts'
+import { chargeCgroupOf, currentSlot, runningCpu, type WorkerSlot } from './context.ts'
 import { CpuScheduler, unlimitedCpu, type CpuPolicy, type CpuStat } from './cpu.ts'
 import { Pool, Pwq, Worker, type PoolHost, type PwqOwner } from './internal/pool.ts'
 import { Work, WorkCodec, type WorkFailure } from './work.ts'
@@ -269,8 +269,9 @@ export class Workqueue implements PwqOwner {
   /** @internal Bookkeeping of a finished or stolen instance. */
   instanceDone(color: number): void {
     this.inFlight--
-    this.colorCounts[color - this.colorBase]!--
-    if (this.flushers.length > 0) this.wakeFlushers()
+    const at = color - this.colorBase
+    // A flusher can only be woken when a colour empties.
+    if (--this.colorCounts[at]! === 0 && this.flushers.length > 0) this.wakeFlushers()
   }
 
   /** @internal */
@@ -324,9 +325,10 @@ export class Workqueue implements PwqOwner {
       const pwq = this.pwqs.get(runner.pool)
       if (pwq !== undefined) return pwq
     }
-    if (this.threads !== 'shared') return this.dedicatedPwq(work, cpu ?? currentSlot()?.cpu ?? 0)
+    if (this.threads !== 'shared') return this.dedicatedPwq(work, cpu ?? runningCpu() ?? 0)
     if (!this.unbound) {
-      const at = cpu ?? currentSlot()?.cpu ?? 0
+      // The local CPU: that of the work running synchronously, else CPU 0.
+      const at = cpu ?? runningCpu() ?? 0
       return (this.percpuPwqs[at] ??= this.pwqOf(system.percpuPool(at, this.highpri)))
     }
     if (this.strategy === 'pools' && target !== undefined && target.some((cgroup) => !cgroup.isRoot)) {
@@ -832,7 +834,8 @@ const pickCpuHierarchy = (host: Host, name: string | undefined): Hierarchy | und
 
 /**
  * queue_work_on: queues `work` on `wq` (on `options.cpu` for a bound
- * workqueue; default the caller's CPU inside a per-CPU work, else CPU 0).
+ * workqueue; default the CPU of the per-CPU work calling synchronously,
+ * else CPU 0 — after an `await` a work names its CPU explicitly).
  * `Right(false)` if it was already pending — nothing changes then.
  * Refused: a destroyed workqueue (ENODEV), a WQ_CGROUP workqueue (EINVAL:
  * use {@link queueCgroupWork}), a draining one unless called from its own
@@ -865,13 +868,14 @@ export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, voi
 
 /**
  * flush_work: waits until the last queued instance of `work` has finished.
- * Resolves `true` if it waited, `false` if the work was idle.
+ * Resolves `Right(true)` if it waited, `Right(false)` if the work was idle;
+ * a non-work is a `BadArgument`.
  */
-export const flushWork = (work: Work): Promise<boolean> => {
-  if (!(work instanceof Work)) return Promise.resolve(false)
-  if (work.pending) return waitFor(work, work.queuedSeq).then(() => true)
-  if (work.runningOn === undefined) return Promise.resolve(false)
-  return new Promise<boolean>((resolve) => (work.runWaiters ??= []).push(() => resolve(true)))
+export const flushWork = (work: unknown): Promise<E.Either<CgtxError, boolean>> => {
+  if (!(work instanceof Work)) return Promise.resolve(notAWork(work))
+  if (work.pending) return waitFor(work, work.queuedSeq).then(() => RIGHT_TRUE)
+  if (work.runningOn === undefined) return Promise.resolve(RIGHT_FALSE)
+  return new Promise((resolve) => (work.runWaiters ??= []).push(() => resolve(RIGHT_TRUE)))
 }
 
 const waitFor = (work: Work, seq: number): Promise<void> => {
@@ -885,12 +889,12 @@ const waitFor = (work: Work, seq: number): Promise<void> => {
  * cancel_work_sync: takes a pending instance back (from its timer, worklist
  * or overflow list; its cgroup reference is released) and waits for a
  * running one to finish. Queue attempts made meanwhile return `false`. On
- * return the work is neither pending nor running. Resolves `true` if it was
- * pending.
+ * return the work is neither pending nor running. Resolves `Right(true)` if
+ * it was pending; a non-work is a `BadArgument`.
  */
-export const cancelWorkSync = (work: Work): Promise<boolean> => {
-  if (!(work instanceof Work)) return Promise.resolve(false)
-  if (work.canceling !== undefined) return work.canceling.then(() => false)
+export const cancelWorkSync = (work: unknown): Promise<E.Either<CgtxError, boolean>> => {
+  if (!(work instanceof Work)) return Promise.resolve(notAWork(work))
+  if (work.canceling !== undefined) return work.canceling.then(() => RIGHT_FALSE)
   const wasPending = work.pending
   const system = systemOf(work)
   if (wasPending) system?.steal(work)
@@ -903,7 +907,7 @@ export const cancelWorkSync = (work: Work): Promise<boolean> => {
     return wasPending
   })
   work.canceling = canceling
-  return canceling
+  return canceling.then((stolen) => (stolen ? RIGHT_TRUE : RIGHT_FALSE))
 }
 
 const systemOf = (work: Work): WorkqueueSystem | undefined => {

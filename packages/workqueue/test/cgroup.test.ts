@@ -68,7 +68,7 @@ describe('the queue-time cgroup reference', () => {
     const cancelled = work(() => undefined)
     ok(queueDelayedWork(wq, cancelled, 10, { cgroup: cg('/b') }))
     expect(system.cgroupRefs(cg('/b'))).toBe(1)
-    expect(await cancelWorkSync(cancelled)).toBe(true)
+    expect(ok(await cancelWorkSync(cancelled))).toBe(true)
     expect(system.cgroupRefs(cg('/b'))).toBe(0)
 
     ok(queueDelayedWork(wq, work(() => undefined), 10, { cgroup: cg('/c') }))

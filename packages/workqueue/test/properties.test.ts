@@ -121,7 +121,7 @@ class Cancel implements fc.AsyncCommand<Model, Real> {
     const wasPendingTarget = tracked.work.isPending && tracked.cgroupWq
     real.pending.push(
       cancelWorkSync(tracked.work).then((stolen) => {
-        if (!stolen) return
+        if (!ok(stolen)) return
         tracked.cancelled++
         // The stolen instance is the newest queued one.
         if (wasPendingTarget) real.targets.get(tracked)!.pop()
@@ -225,7 +225,7 @@ describe('interleavings', () => {
                   if (ok(queueWork(wq, works[i]!))) counts[i]!.queued++
                   return
                 case 'cancel':
-                  if (await cancelWorkSync(works[i]!)) counts[i]!.cancelled++
+                  if (ok(await cancelWorkSync(works[i]!))) counts[i]!.cancelled++
                   return
                 case 'flushWork': {
                   // The instance queued last before the flush has finished (or was cancelled) on return.

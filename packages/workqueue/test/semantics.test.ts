@@ -222,7 +222,7 @@ describe('delayed work', () => {
     let runs = 0
     const w = work(() => void runs++)
     queueDelayedWork(wq, w, 10)
-    expect(await cancelWorkSync(w)).toBe(true)
+    expect(ok(await cancelWorkSync(w))).toBe(true)
     await clock.advance(20)
     expect(runs).toBe(0)
     expect(w.isPending).toBe(false)
@@ -234,10 +234,10 @@ describe('flush', () => {
     const { clock, system } = setup()
     const wq = ok(system.createWorkqueue({ name: 'events' }))
     const w = work(async () => void (await clock.sleep(10)))
-    expect(await flushWork(w)).toBe(false)
+    expect(ok(await flushWork(w))).toBe(false)
     queueWork(wq, w)
     let flushed = false
-    void flushWork(w).then((waited) => (flushed = waited))
+    void flushWork(w).then((waited) => (flushed = ok(waited)))
     await clock.advance(9)
     expect(flushed).toBe(false)
     await clock.advance(1)
@@ -320,7 +320,7 @@ describe('cancelWorkSync', () => {
     const cancelled = cancelWorkSync(w)
     expect(ok(queueWork(wq, w))).toBe(false)
     let returned: boolean | undefined
-    void cancelled.then((value) => (returned = value))
+    void cancelled.then((value) => (returned = ok(value)))
     await clock.advance(5)
     expect(returned).toBeUndefined()
     expect(ok(queueWork(wq, w))).toBe(false)
@@ -333,7 +333,9 @@ describe('cancelWorkSync', () => {
   })
 
   it('returns false for an idle work', async () => {
-    expect(await cancelWorkSync(work(() => undefined))).toBe(false)
+    expect(ok(await cancelWorkSync(work(() => undefined)))).toBe(false)
+    expect(err(await cancelWorkSync({}))._tag).toBe('BadArgument')
+    expect(err(await flushWork('work'))._tag).toBe('BadArgument')
   })
 })
 
