@@ -45,7 +45,7 @@ export const run = (): void => {
   const { host: v2 } = must(createHost({ layout: 'v2' }))
   rows.push(pingPong('attach 1-thread process, 5 built-in controllers (v2)', v2, 'unified'))
 
-  const builtins = builtinSubsystems({ clock: new VirtualClock() })
+  const builtins = must(builtinSubsystems({ clock: new VirtualClock() }))
   const v1 = must(Host.create({ subsystems: [...builtins], hierarchies: [{ name: 'all', version: 'v1', subsystems: builtins.map((s) => s.name) }] }))
   must(v1.mkdirSync({ hierarchy: 'all', path: '/a' }))
   must(v1.mkdirSync({ hierarchy: 'all', path: '/b' }))

@@ -28,7 +28,10 @@ const divergences = (results: ReadonlyArray<StepResult>) =>
   })
 
 // The built-in controllers (memory left out: the suite never touches it), sized like this machine.
-const controllers = () => builtinSubsystems({ cpus: availableParallelism(), mems: 1, rtGroupSched: true }).filter((subsystem) => subsystem.name !== 'memory')
+const controllers = () =>
+  E.getOrElseW((error: { message: string }) => {
+    throw new Error(error.message)
+  })(builtinSubsystems({ cpus: availableParallelism(), mems: 1, rtGroupSched: true })).filter((subsystem) => subsystem.name !== 'memory')
 
 const run = async (steps: ReadonlyArray<Step>, hierarchies?: ReadonlyArray<string>, subsystems = controllers()) => {
   const ran = await runScenario({ steps }, { on: 'both', subsystems, ...(hierarchies === undefined ? {} : { hierarchies }) })

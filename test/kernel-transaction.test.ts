@@ -21,7 +21,9 @@ afterAll(async () => {
 })
 
 it('the model predicts cpuset ENOSPC before any real write, and agrees once the cpuset has CPUs', async () => {
-  const subsystems = builtinSubsystems({ cpus: availableParallelism(), mems: 1 }).filter((subsystem) => subsystem.name !== 'memory')
+  const subsystems = E.getOrElseW((error: { message: string }) => {
+    throw new Error(error.message)
+  })(builtinSubsystems({ cpus: availableParallelism(), mems: 1 })).filter((subsystem) => subsystem.name !== 'memory')
   const host = E.getOrElseW((error: { message: string }) => {
     throw new Error(error.message)
   })(Host.create(modelLayout(['pids', 'cpuset'], subsystems)))

@@ -61,7 +61,13 @@ export const runReplay = async (args: ReadonlyArray<string>, print: (line: strin
     print(`cgtx replay: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`)
     return 2
   }
-  const subsystems = builtinSubsystems({ cpus: availableParallelism(), mems: 1, rtGroupSched: true }).filter((subsystem) => subsystem.name !== 'memory')
+  const builtins = builtinSubsystems({ cpus: availableParallelism(), mems: 1, rtGroupSched: true })
+  if (E.isLeft(builtins)) {
+    print(`cgtx replay: ${builtins.left.message}`)
+    return 2
+  }
+  // The memory hierarchy is never touched on the kernel side.
+  const subsystems = builtins.right.filter((subsystem) => subsystem.name !== 'memory')
   const ran = await runScenario(input, { on: side.right, subsystems })
   if (E.isLeft(ran)) {
     print(`cgtx replay: ${ran.left.message}`)

@@ -10,8 +10,8 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
 import { decode, Host, VirtualClock, type CgtxError, type Clock, type Subsystem } from '@cgtx/core'
-import { cpu, type CpuSubsystem } from './cpu/index.ts'
-import { cpuset, type CpusetSubsystem } from './cpuset/index.ts'
+import { makeCpu, type CpuSubsystem } from './cpu/index.ts'
+import { makeCpuset, type CpusetSubsystem } from './cpuset/index.ts'
 import { freezer, type FreezerSubsystem } from './freezer/index.ts'
 import { memory, type MemorySubsystem } from './memory/index.ts'
 import { pids, type PidsSubsystem } from './pids/index.ts'
@@ -36,10 +36,27 @@ export interface Builtins {
   readonly pids: PidsSubsystem
 }
 
-/** Fresh built-in controllers, in subsystem-id order (the order callbacks run in). */
-export const builtinSubsystems = (options: BuiltinOptions = {}): readonly [CpusetSubsystem, CpuSubsystem, MemorySubsystem, FreezerSubsystem, PidsSubsystem] => [
-  cpuset({ ...(options.cpus === undefined ? {} : { cpus: options.cpus }), ...(options.mems === undefined ? {} : { mems: options.mems }) }),
-  cpu({ ...(options.rtGroupSched === undefined ? {} : { rtGroupSched: options.rtGroupSched }), ...(options.clock === undefined ? {} : { clock: options.clock }) }),
+/** The five controllers, in subsystem-id order (the order callbacks run in). */
+export type BuiltinList = readonly [CpusetSubsystem, CpuSubsystem, MemorySubsystem, FreezerSubsystem, PidsSubsystem]
+
+/** Fresh built-in controllers, in subsystem-id order; malformed options are a BadArgument. */
+export const builtinSubsystems = (options: unknown = {}): E.Either<CgtxError, BuiltinList> =>
+  E.map(() => makeBuiltins(options as BuiltinOptions))(decode(BuiltinOptionsCodec, options, 'options'))
+
+const BuiltinOptionsCodec = t.partial(
+  {
+    cpus: t.refinement(t.Int, (n) => n >= 1 && n <= 4096, 'Int in 1..4096'),
+    mems: t.refinement(t.Int, (n) => n >= 1 && n <= 1024, 'Int in 1..1024'),
+    rtGroupSched: t.boolean,
+    clock: t.type({ now: t.Function, setTimer: t.Function, sleep: t.Function }, 'Clock'),
+  },
+  'BuiltinOptions',
+)
+
+/** @internal The controllers for options already typed (the package's own callers). */
+export const makeBuiltins = (options: BuiltinOptions): BuiltinList => [
+  makeCpuset({ ...(options.cpus === undefined ? {} : { cpus: options.cpus }), ...(options.mems === undefined ? {} : { mems: options.mems }) }),
+  makeCpu({ ...(options.rtGroupSched === undefined ? {} : { rtGroupSched: options.rtGroupSched }), ...(options.clock === undefined ? {} : { clock: options.clock }) }),
   memory(),
   freezer(),
   pids(),
@@ -82,7 +99,7 @@ export const createHost = (options: HostOptions): E.Either<CgtxError, { readonly
   const decoded = decode(HostOptions, options, 'options')
   if (E.isLeft(decoded)) return decoded
   const clock = options.clock ?? new VirtualClock()
-  const list = builtinSubsystems({ ...options, clock })
+  const list = makeBuiltins({ ...options, clock })
   const [cpusetController, cpuController, memoryController, freezerController, pidsController] = list
   const extra = options.extra ?? []
   const subsystems: ReadonlyArray<Subsystem<any>> = [...list, ...extra]

@@ -31,7 +31,7 @@ const gated = () => {
 
 const hostWith = (mount: string, controller: string) => {
   const { gate, arm, open } = gated()
-  const builtins = builtinSubsystems({ cpus: 2 })
+  const builtins = right(builtinSubsystems({ cpus: 2 }))
   const host = right(Host.create({ subsystems: [...builtins, gate], hierarchies: [{ name: mount, subsystems: [controller, 'gate'] }], cpus: 2 }))
   return { host, fs: new VirtualCgroupFs(host), memory: builtins[2] as MemorySubsystem, arm, open }
 }

@@ -233,8 +233,17 @@ const statV2 = (css: Css<CpuState>): string => {
 const statV1 = (css: Css<CpuState>): string =>
   `nr_periods ${css.state.periods}\nnr_throttled ${css.state.throttled}\nthrottled_time ${css.state.throttledUs * 1000}\nnr_bursts 0\nburst_time 0\n`
 
-/** Creates a cpu controller. */
-export const cpu = (options: CpuOptions = {}): CpuSubsystem => {
+const CpuOptionsCodec = t.partial(
+  { rtGroupSched: t.boolean, clock: t.type({ now: t.Function, setTimer: t.Function, sleep: t.Function }, 'Clock') },
+  'CpuOptions',
+)
+
+/** Creates a cpu controller; malformed options are a BadArgument. */
+export const cpu = (options: unknown = {}): E.Either<CgtxError, CpuSubsystem> =>
+  E.map(() => makeCpu(options as CpuOptions))(decode(CpuOptionsCodec, options, 'options'))
+
+/** @internal The controller for options already typed (the package's own callers). */
+export const makeCpu = (options: CpuOptions): CpuSubsystem => {
   const clock = options.clock ?? realClock
   const rt = options.rtGroupSched === true
   const base = defineSubsystem<CpuState>({

@@ -21,7 +21,9 @@
  *
  * @module cpuset
  */
-import type { Cgroup, Css, FileContext, SystemError, Task } from '@cgtx/core'
+import * as E from 'fp-ts/lib/Either.js'
+import * as t from 'io-ts'
+import { decode, type Cgroup, type CgtxError, type Css, type FileContext, type SystemError, type Task } from '@cgtx/core'
 import { u64 } from '../codecs.ts'
 import { defineSubsystem, type DefinedSubsystem, type FileSpec } from '../defineSubsystem.ts'
 import { formatList, intersect, isSubset, listCodec, overlaps, range, sameList, type CpuList } from './cpulist.ts'
@@ -76,8 +78,23 @@ const trialOf = (state: CpusetState, change: Partial<Trial>): Trial => ({
 const isCpusetSubset = (p: Trial, q: Trial): boolean =>
   isSubset(p.cpus, q.cpus) && isSubset(p.mems, q.mems) && (!p.cpuExclusive || q.cpuExclusive) && (!p.memExclusive || q.memExclusive)
 
-/** Creates a cpuset controller for a machine with `cpus` CPUs and `mems` memory nodes (default 4 and 1, like the host). */
-export const cpuset = (options: CpusetOptions = {}): CpusetSubsystem => {
+const CpusetOptionsCodec = t.partial(
+  {
+    cpus: t.refinement(t.Int, (n) => n >= 1 && n <= 4096, 'Int in 1..4096'),
+    mems: t.refinement(t.Int, (n) => n >= 1 && n <= MAX_NUMNODES, `Int in 1..${MAX_NUMNODES}`),
+  },
+  'CpusetOptions',
+)
+
+/**
+ * Creates a cpuset controller for a machine with `cpus` CPUs and `mems`
+ * memory nodes (default 4 and 1, like the host); malformed options are a BadArgument.
+ */
+export const cpuset = (options: unknown = {}): E.Either<CgtxError, CpusetSubsystem> =>
+  E.map(() => makeCpuset(options as CpusetOptions))(decode(CpusetOptionsCodec, options, 'options'))
+
+/** @internal The controller for options already typed (the package's own callers). */
+export const makeCpuset = (options: CpusetOptions): CpusetSubsystem => {
   const allCpus = range(options.cpus ?? 4)
   const allMems = range(options.mems ?? 1)
 

@@ -8,8 +8,8 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as fc from 'fast-check'
 import { VirtualClock, type Cgroup, type Host, type Subsystem } from '@cgtx/core'
-import { cpu, type CpuState, type CpuSubsystem } from '../cpu/index.ts'
-import { cpuset, type CpusetState } from '../cpuset/index.ts'
+import { makeCpu, type CpuState, type CpuSubsystem } from '../cpu/index.ts'
+import { makeCpuset, type CpusetState } from '../cpuset/index.ts'
 import { freezer, type FreezerState } from '../freezer/index.ts'
 import { memory, type MemoryState, type MemorySubsystem } from '../memory/index.ts'
 import { pids, type PidsState } from '../pids/index.ts'
@@ -78,7 +78,7 @@ const memoryConfig: KitConfig<MemoryState> = {
 }
 
 const cpuConfig: KitConfig<CpuState> = {
-  factory: () => cpu({ rtGroupSched: true, clock: new VirtualClock() }),
+  factory: () => makeCpu({ rtGroupSched: true, clock: new VirtualClock() }),
   arbitraries: {
     writes: writesOf({
       'cpu.weight': ['1', '100', '10000', '0', '10001', 'abc'],
@@ -98,7 +98,7 @@ const cpuConfig: KitConfig<CpuState> = {
 }
 
 const cpusetConfig: KitConfig<CpusetState> = {
-  factory: cpuset,
+  factory: () => makeCpuset({}),
   arbitraries: {
     writes: writesOf({
       'cpuset.cpus': ['0', '1', '0-3', '2-3', '\n', 'N', 'all', '5', 'abc', '0-3:1/2', '1,3'],

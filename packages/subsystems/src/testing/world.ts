@@ -12,7 +12,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import * as fc from 'fast-check'
 import { Host, VirtualCgroupFs, type Cgroup, type Css, type Subsystem, type Task, type TraceEvent } from '@cgtx/core'
-import { builtinSubsystems } from '../builtin.ts'
+import { makeBuiltins } from '../builtin.ts'
 import { COMPANION, companion, faultPlans, type Companion, type FaultPlan } from './companion.ts'
 import type { ConfigWrite, KitAction, KitConfig } from './config.ts'
 
@@ -95,7 +95,7 @@ export const buildWorld = <S>(config: KitConfig<S>, setup: Setup, composed: bool
   const { layout, abortOrder } = setup
   const subject = config.factory()
   const helper = companion()
-  const builtins = composed ? builtinSubsystems({ cpus: 2 }) : []
+  const builtins = composed ? makeBuiltins({ cpus: 2 }) : []
   const subsystems: ReadonlyArray<Subsystem<any>> = [subject, ...builtins, helper]
   const shared = [subject.name, ...(composed ? ['cpuset', 'pids'] : []), COMPANION]
   const mount = layout === 'v1' ? 'h' : 'unified'
