@@ -190,19 +190,33 @@ export class Pool {
     return this.workers.size - this.idle.length
   }
 
-  /** Wakes a worker if the worklist needs one (kick_pool). */
+  /**
+   * kick_pool: wakes the most recently idle worker if the worklist needs one.
+   * The worker stays on the idle list until it runs (worker_leave_idle), so
+   * a burst of queueing wakes one worker, not one per work.
+   */
   kick(): void {
     if (this.worklist.length === 0) return
     if (this.concurrencyManaged && this.nrRunning > 0) return
-    const worker = this.idle.pop()
+    const worker = this.idle[this.idle.length - 1]
     if (worker !== undefined) {
       worker.wake()
       return
     }
     // Pools that shrink to nothing (cgroup pools, lazy threads) grow again on demand.
     if (this.workers.size === 0 && this.manager === undefined) {
-      if (this.createWorker()) this.idle.pop()!.wake()
+      if (this.createWorker()) this.idle[this.idle.length - 1]!.wake()
       else this.startCreating()
+    }
+  }
+
+  /** A woken worker runs: off the idle list. */
+  leaveIdle(worker: Worker): void {
+    const last = this.idle.length - 1
+    if (this.idle[last] === worker) this.idle.pop()
+    else {
+      const at = this.idle.indexOf(worker)
+      if (at >= 0) this.idle.splice(at, 1)
     }
   }
 
@@ -297,6 +311,7 @@ export class Pool {
   private reap(now: boolean): void {
     while (this.tooManyWorkers()) {
       const oldest = this.idle[0]!
+      if (oldest.waking) return
       if (!now && this.system.clock.now() - oldest.idleSince < this.idleTimeout) {
         this.armIdleTimer()
         return
@@ -449,10 +464,13 @@ export class Worker {
     void storage.run(this.slot, () => this.loop())
   }
 
-  /** Wakes an idle worker (already removed from the idle list). */
+  /** Woken, not yet running (still on the idle list). */
+  get waking(): boolean {
+    return this.wakeup === undefined && !this.busy && !this.dying
+  }
+
+  /** Wakes an idle worker; a no-op for one already woken. */
   wake(): void {
-    this.busy = true
-    this.updateRunning()
     const wakeup = this.wakeup
     this.wakeup = undefined
     wakeup?.()
@@ -484,16 +502,23 @@ export class Worker {
     let woken = false
     for (;;) {
       if (this.dying) break
-      if (!woken) await new Promise<void>((resolve) => (this.wakeup = resolve))
-      woken = false
-      if (this.dying) break
       const pool = this.pool
+      if (!woken) {
+        await new Promise<void>((resolve) => (this.wakeup = resolve))
+        if (this.dying) break
+        pool.leaveIdle(this)
+        this.busy = true
+        this.updateRunning()
+      }
+      woken = false
       // The at-least-one-idle-worker invariant, before processing anything.
       if (pool.managed && pool.idle.length === 0 && pool.manager === undefined) await pool.manage(this)
       const busy = this.processWorks()
       if (busy !== undefined) await busy
-      const left = this.leaveCgroups()
-      if (left !== undefined && !(await left)) {
+      const leaving = this.leaveCgroups()
+      // Synchronous when uncontended, so the worker is idle again before anyone looks.
+      const left = typeof leaving === 'object' ? await leaving : leaving
+      if (left === false) {
         // Could not return to the root: leave the cgroup by exiting instead.
         this.dying = true
         pool.forget(this)
@@ -712,12 +737,12 @@ export class Worker {
   }
 
   /** On the way to idle: back to the root of every hierarchy it left. */
-  private leaveCgroups(): Promise<boolean> | undefined {
+  private leaveCgroups(): Promise<boolean> | boolean | undefined {
     if (this.pool.kind === 'cgroup') return undefined
-    const roots = this.task.cssSet.cgroups.filter((cgroup) => !cgroup.isRoot).map((cgroup) => cgroup.hierarchy.root)
-    if (roots.length === 0) return undefined
-    const back = this.moveToRoots(roots)
-    return typeof back === 'boolean' ? Promise.resolve(back) : back
+    const cgroups = this.task.cssSet.cgroups
+    let roots: Array<Cgroup> | undefined
+    for (const cgroup of cgroups) if (!cgroup.isRoot) (roots ??= []).push(cgroup.hierarchy.root)
+    return roots === undefined ? undefined : this.moveToRoots(roots)
   }
 
   // The move to the root: synchronous if uncontended, else it waits for the
