@@ -10,6 +10,7 @@
  * @module cssSet
  */
 import type { Cgroup } from './cgroup.ts'
+import type { ChangedSubsystems } from './internal/callbacks.ts'
 import type { Subsystem } from './subsystem.ts'
 import type { Task } from './task.ts'
 
@@ -43,7 +44,9 @@ export class CssSet {
   readonly zombies = new Set<Task>()
   /** Cached single-hierarchy moves: destination cgroup → resulting css_set. */
   readonly moves = new Map<Cgroup, CssSet>()
-  /** Host css generation the cache was filled in. */
+  /** Cached subsystem ids whose css differs from another css_set's, by that css_set. */
+  readonly changed = new Map<CssSet, ChangedSubsystems>()
+  /** Host css generation the caches were filled in. */
   movesGeneration = 0
 
   constructor(

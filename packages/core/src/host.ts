@@ -22,6 +22,7 @@ import { badArgument, faultError, isCgtxError, systemError, type BadArgument, ty
 import { LockValidator } from './lockValidator.ts'
 import { SleepLock } from './locks.ts'
 import { Trace } from './trace.ts'
+import { callbacksOf, type AttachCallbacks } from './internal/callbacks.ts'
 import { CssSetTable } from './internal/cssSetTable.ts'
 import { migrate, migrateResolved, type AttachReport, type MigrateOptions } from './internal/migration.ts'
 import { isPromiseLike, type MaybePromise } from './internal/settle.ts'
@@ -103,6 +104,8 @@ export class Host {
   readonly abortOrder: AbortOrder
   readonly cpus: number
   readonly mems: number
+  /** @internal Each subsystem's attach callbacks, read once here (see internal/callbacks.ts). */
+  readonly callbacks: ReadonlyArray<AttachCallbacks>
   /** Subsystem ids that may be enabled in v2 threaded subtrees. */
   readonly threadedSubsystems: ReadonlySet<number>
   /** @internal Bumped when cached css_set transitions may be stale. */
@@ -126,6 +129,7 @@ export class Host {
     this.cpus = config.cpus ?? 4
     this.mems = config.mems ?? 1
     this.subsystemHierarchy = this.subsystems.map(() => undefined)
+    this.callbacks = this.subsystems.map(callbacksOf)
     this.threadedSubsystems = new Set(
       this.subsystems.flatMap((subsystem, id) => (subsystem.threaded === true ? [id] : [])),
     )

@@ -111,7 +111,11 @@ export interface ControlFile<S = unknown> {
   readonly write?: (css: Css<S>, value: string, ctx: FileContext) => CallbackResult
 }
 
-/** A controller as the core sees it. All members but `name` and `createState` are optional. */
+/**
+ * A controller as the core sees it. All members but `name` and
+ * `createState` are optional. The host reads the attach callbacks once, when
+ * it is created; replacing one on the object afterwards has no effect.
+ */
 export interface Subsystem<S = unknown> {
   /** Unique name, as in `/proc/cgroups` (`pids`, `cpuset`, …). */
   readonly name: string

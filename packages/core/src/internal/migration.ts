@@ -18,6 +18,7 @@ import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
+import { noCallbacks, type AttachCallbacks, type ChangedSubsystems } from './callbacks.ts'
 import { isPromiseLike, type MaybePromise } from './settle.ts'
 
 /** What a successful transaction did. */
@@ -102,6 +103,8 @@ class SubsystemContext implements AttachContext<unknown> {
     private readonly tx: Transaction,
     readonly subsystem: Subsystem<unknown>,
     private readonly id: number,
+    /** The subsystem's callbacks as the host read them. */
+    readonly callbacks: AttachCallbacks,
   ) {}
 
   get transaction(): number {
@@ -384,19 +387,36 @@ export const runPhases = (
   options: MigrateOptions,
   skipped: ReadonlyArray<number> = [],
 ): MaybePromise<E.Either<SystemError, AttachReport>> => {
-  // Subsystems whose css changes for some task, in id order.
   const tx = new Transaction(host, txId, mode, operation, entries, destinations)
+  // A subsystem whose css changes but that has no attach callback is reported, not called.
+  const changed = changedSubsystems(host, entries)
   const contexts: Array<SubsystemContext> = []
+  for (const id of changed.ids) if (host.callbacks[id] !== noCallbacks) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id, host.callbacks[id]!))
+  host.trace.tick()
+  host.trace.record(txId, undefined, 'begin', 'ok', operation)
+  return new Phases(tx, contexts, changed.names, owner, lockedGroups, options, skipped).prepareSleep(0)
+}
+
+// Subsystems whose css changes for some task, in id order. For one task the
+// answer depends only on the pair of css_sets, which never change, so it is
+// remembered on the source css_set (forgotten with its cached moves).
+const changedSubsystems = (host: Host, entries: ReadonlyArray<MigrationEntry>): ChangedSubsystems => {
+  const only = entries.length === 1 ? entries[0]! : undefined
+  if (only !== undefined) {
+    const cached = only.from.changed.get(only.to)
+    if (cached !== undefined && only.from.movesGeneration === host.cssGeneration) return cached
+  }
+  const ids: Array<number> = []
   for (let id = 0; id < host.subsystems.length; id++) {
     for (const entry of entries) {
       if (entry.from.css[id] === entry.to.css[id]) continue
-      contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id))
+      ids.push(id)
       break
     }
   }
-  host.trace.tick()
-  host.trace.record(txId, undefined, 'begin', 'ok', operation)
-  return new Phases(tx, contexts, owner, lockedGroups, options, skipped).prepareSleep(0)
+  const changed: ChangedSubsystems = { ids, names: Object.freeze(ids.map((id) => host.subsystems[id]!.name)) }
+  if (only !== undefined && only.from.movesGeneration === host.cssGeneration) only.from.changed.set(only.to, changed)
+  return changed
 }
 
 type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
@@ -422,6 +442,8 @@ class Phases {
   constructor(
     private readonly tx: Transaction,
     private readonly contexts: ReadonlyArray<SubsystemContext>,
+    /** Every subsystem whose css changes, called or not, for the report. */
+    private readonly changedNames: ReadonlyArray<string>,
     private readonly owner: object,
     private readonly lockedGroups: Array<ThreadGroup>,
     private readonly options: MigrateOptions,
@@ -433,7 +455,7 @@ class Phases {
     tx.phase = 'prepareSleep'
     for (let i = from; i < contexts.length; i++) {
       const ctx = contexts[i]!
-      const prepare = ctx.subsystem.prepareSleep
+      const prepare = ctx.callbacks.prepareSleep
       if (prepare === undefined) {
         this.preparedSleep.push(ctx)
         continue
@@ -478,7 +500,7 @@ class Phases {
     tx.phase = 'prepareSpin'
     tx.spin = true
     for (const ctx of contexts) {
-      const prepare = ctx.subsystem.prepareSpin
+      const prepare = ctx.callbacks.prepareSpin
       if (prepare === undefined) {
         this.preparedSpin.push(ctx)
         continue
@@ -514,7 +536,7 @@ class Phases {
     tx.outcome = 'aborted'
     tx.phase = 'abortSpin'
     for (const ctx of ordered(tx.host.abortOrder, this.preparedSpin)) {
-      const abort = ctx.subsystem.abortSpin
+      const abort = ctx.callbacks.abortSpin
       if (abort !== undefined) recordInfallible(tx, ctx, 'abortSpin', invoke(abort, ctx), false)
     }
     tx.spin = false
@@ -531,11 +553,11 @@ class Phases {
     for (const entry of tx.tasks) tx.host.moveTask(entry.task, entry.to)
     tx.outcome = 'committed'
     tx.host.trace.record(tx.id, undefined, 'commit-point', 'ok', tx.tasks.length === 1 ? '1 task' : `${tx.tasks.length} tasks`)
-    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: namesOf(contexts) }
+    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: this.changedNames }
     if (!options.sleep) options.guard!.result = E.right(this.report)
     tx.phase = 'commit'
     for (const ctx of contexts) {
-      const commit = ctx.subsystem.commit
+      const commit = ctx.callbacks.commit
       if (commit !== undefined) recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
     }
     tx.spin = false
@@ -571,7 +593,7 @@ class Phases {
     tx.phase = phase
     for (let i = from; i < order.length; i++) {
       const ctx = order[i]!
-      const callback = ctx.subsystem[phase]
+      const callback = ctx.callbacks[phase]
       if (callback === undefined) continue
       const outcome = invoke(callback, ctx)
       if (isPromiseLike(outcome))
@@ -608,11 +630,6 @@ const tidsOf = (entries: ReadonlyArray<MigrationEntry>): Array<number> => {
   return tids
 }
 
-const namesOf = (contexts: ReadonlyArray<SubsystemContext>): Array<string> => {
-  const names: Array<string> = []
-  for (const ctx of contexts) names.push(ctx.subsystem.name)
-  return names
-}
 
 const ordered = <A>(order: 'reverse' | 'kernel', items: ReadonlyArray<A>): ReadonlyArray<A> =>
   order === 'reverse' ? [...items].reverse() : items
@@ -688,6 +705,7 @@ export const destinationCssSet = (host: Host, from: CssSet, destinations: Readon
     const dst = destinations[0]!
     if (from.movesGeneration !== host.cssGeneration) {
       from.moves.clear()
+      from.changed.clear()
       from.movesGeneration = host.cssGeneration
     }
     const cached = from.moves.get(dst)
