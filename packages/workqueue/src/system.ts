@@ -261,11 +261,6 @@ export class Workqueue implements PwqOwner {
     return this.destroySync()
   }
 
-  /** Flush colours in use (for tests): instances still counted per colour. */
-  get pendingFlushes(): number {
-    return this.flushers.length
-  }
-
   /** @internal Bookkeeping of a finished or stolen instance. */
   instanceDone(color: number): void {
     this.inFlight--

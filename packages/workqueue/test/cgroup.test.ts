@@ -204,6 +204,25 @@ describe('strategy remote-charge', () => {
   })
 })
 
+describe('a cgroup removed while its works wait', () => {
+  // (Under `pools` the cgroup's pool holds a worker from queue time, so only removeCgroup can remove it: tested below.)
+  for (const strategy of ['migrate'] as const) {
+    it(`${strategy}: the works run in the root and their references are released`, async () => {
+      const { clock, host, system } = setup()
+      const wq = ok(system.createWorkqueue({ name: 'cg', flags: { unbound: true, cgroup: true }, strategy, maxActive: 1 }))
+      const seen: Array<string> = []
+      queueCgroupWork(wq, work(async () => void (await clock.sleep(5), seen.push(where()))), cg('/a'))
+      queueCgroupWork(wq, work(() => void seen.push(where())), cg('/b'))
+      await clock.advance(1)
+      ok(host.rmdirSync(cg('/b'))) // /b holds no task yet: a plain rmdir succeeds
+      await clock.advance(10)
+      expect(seen).toEqual(['/a', '/'])
+      expect(system.totalCgroupRefs()).toBe(0)
+      expect(wq.inFlight).toBe(0)
+    })
+  }
+})
+
 describe('removing a cgroup that holds only workers', () => {
   it('completes once the workers have left; new works for it are refused meanwhile', async () => {
     const { clock, host, system } = setup()
