@@ -282,18 +282,18 @@ const begin = (
   operation: () => string,
   options: MigrateOptions,
 ): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const attempt: Attempt = { host, subject, options, owner: {}, operation, destinations, locked: [] }
-  if (host.mutex.tryAcquire(attempt.owner)) return underMutex(attempt)
+  const attempt: Attempt = { host, subject, options, operation, destinations, locked: [] }
+  if (host.mutex.tryAcquire(attempt)) return underMutex(attempt)
   if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
-  return Promise.resolve(host.mutex.acquire(attempt.owner)).then(() => underMutex(attempt))
+  return Promise.resolve(host.mutex.acquire(attempt)).then(() => underMutex(attempt))
 }
 
-// Everything one attach carries from step to step (one object, no closures).
+// Everything one attach carries from step to step (one object, no closures);
+// it is also the owner of the locks the attach takes.
 interface Attempt {
   readonly host: Host
   readonly subject: Subject
   readonly options: MigrateOptions
-  readonly owner: object
   readonly operation: () => string
   readonly destinations: ReadonlyArray<Cgroup>
   readonly locked: Array<ThreadGroup>
@@ -320,8 +320,8 @@ const underMutex = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachRe
 }
 
 const releaseAttempt = (attempt: Attempt): void => {
-  for (const group of attempt.locked) if (group.lock.writeOwner === attempt.owner) group.lock.releaseWrite(attempt.owner)
-  attempt.host.mutex.release(attempt.owner)
+  for (const group of attempt.locked) if (group.lock.writeOwner === attempt) group.lock.releaseWrite(attempt)
+  attempt.host.mutex.release(attempt)
 }
 
 // Find the task(s) under the mutex, as cgroup_procs_write_start does, and
@@ -341,7 +341,7 @@ const findAndLock = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachR
     if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
     attempt.leader = leader
   }
-  const done = lockThreadGroups(attempt.leader, attempt.source === undefined ? [] : [attempt.source], attempt.owner, attempt.locked, attempt.options.sleep)
+  const done = lockThreadGroups(attempt.leader, attempt.source === undefined ? [] : [attempt.source], attempt, attempt.locked, attempt.options.sleep)
   return isPromiseLike(done) ? Promise.resolve(done).then((locked) => buildAndRun(attempt, locked)) : buildAndRun(attempt, done)
 }
 
@@ -358,7 +358,7 @@ const buildAndRun = (attempt: Attempt, locked: boolean): MaybePromise<E.Either<C
   if (subject.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
   else for (const task of subject.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
   if (entries.length === 0) return E.right({ transaction: attempt.txId!, moved: [], skipped, subsystems: [] })
-  return runPhases(host, attempt.txId!, attempt.owner, operation, subject.mode, entries, destinations, attempt.locked, attempt.options, skipped)
+  return runPhases(host, attempt.txId!, attempt, operation, subject.mode, entries, destinations, attempt.locked, attempt.options, skipped)
 }
 
 const addEntry = (host: Host, task: Task, destinations: ReadonlyArray<Cgroup>, entries: Array<MigrationEntry>, skipped: Array<number>): void => {
@@ -434,8 +434,9 @@ const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
  * path allocates no promise.
  */
 class Phases {
-  private readonly preparedSleep: Array<SubsystemContext> = []
-  private readonly preparedSpin: Array<SubsystemContext> = []
+  // Subsystems prepared so far: always a prefix of `contexts` (a failing one is not counted).
+  private preparedSleep = 0
+  private preparedSpin = 0
   private failure: SystemError | undefined
   private report: AttachReport | undefined
 
@@ -457,7 +458,7 @@ class Phases {
       const ctx = contexts[i]!
       const prepare = ctx.callbacks.prepareSleep
       if (prepare === undefined) {
-        this.preparedSleep.push(ctx)
+        this.preparedSleep++
         continue
       }
       const outcome = invoke(prepare, ctx)
@@ -483,7 +484,7 @@ class Phases {
   // Records one prepareSleep outcome; false if the transaction fails here.
   private preparedSleepOne(ctx: SubsystemContext, outcome: unknown, slept: SystemError | undefined): boolean {
     const refused = failureOf(this.tx, ctx.subsystem, 'prepareSleep', outcome)
-    if (refused === undefined) this.preparedSleep.push(ctx)
+    if (refused === undefined) this.preparedSleep++
     const failure = refused ?? slept
     if (failure === undefined) {
       this.tx.host.trace.record(this.tx.id, ctx.subsystem.name, 'prepareSleep', 'ok')
@@ -502,7 +503,7 @@ class Phases {
     for (const ctx of contexts) {
       const prepare = ctx.callbacks.prepareSpin
       if (prepare === undefined) {
-        this.preparedSpin.push(ctx)
+        this.preparedSpin++
         continue
       }
       const outcome = invoke(prepare, ctx)
@@ -514,7 +515,7 @@ class Phases {
         // Wait for the stray to settle; if it succeeded it must be undone too.
         return settle(outcome).then((settled) => {
           tx.host.trace.tick()
-          if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) this.preparedSpin.push(ctx)
+          if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) this.preparedSpin++
           return this.abort()
         })
       }
@@ -524,7 +525,7 @@ class Phases {
         tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
         return this.abort()
       }
-      this.preparedSpin.push(ctx)
+      this.preparedSpin++
       tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'ok')
     }
     return this.commit()
@@ -535,16 +536,12 @@ class Phases {
     const tx = this.tx
     tx.outcome = 'aborted'
     tx.phase = 'abortSpin'
-    for (const ctx of ordered(tx.host.abortOrder, this.preparedSpin)) {
+    for (const ctx of ordered(tx.host.abortOrder, this.contexts.slice(0, this.preparedSpin))) {
       const abort = ctx.callbacks.abortSpin
       if (abort !== undefined) recordInfallible(tx, ctx, 'abortSpin', invoke(abort, ctx), false)
     }
     tx.spin = false
-    return this.abortSleep(ordered(tx.host.abortOrder, this.preparedSleep), 0)
-  }
-
-  private abortSleep(order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
-    return this.sleepingPhase('abortSleep', order, from, () => this.postAttach())
+    return this.sleepingPhase('abortSleep', ordered(tx.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
   }
 
   // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
@@ -563,14 +560,14 @@ class Phases {
     tx.spin = false
     tx.releaseAll()
     // Post-commit: may sleep, cannot fail.
-    return this.sleepingPhase('attach', contexts, 0, () => this.postAttach())
+    return this.sleepingPhase('attach', contexts, 0)
   }
 
   // After the thread-group locks drop, for every called subsystem, success or failure.
   private postAttach(): Outcome {
     // The caller's release skips groups no longer held by the owner.
     for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
-    return this.sleepingPhase('postAttach', this.contexts, 0, () => this.end())
+    return this.sleepingPhase('postAttach', this.contexts, 0)
   }
 
   private end(): Outcome {
@@ -586,9 +583,9 @@ class Phases {
   /**
    * A phase whose callbacks may sleep and cannot fail (abortSleep, attach,
    * postAttach): each in `order` from `from`, waiting where one returns a
-   * promise; then the locks taken are released and `next` runs.
+   * promise; then the locks taken are released and the next phase runs.
    */
-  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number, next: () => Outcome): Outcome {
+  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
     const tx = this.tx
     tx.phase = phase
     for (let i = from; i < order.length; i++) {
@@ -600,12 +597,13 @@ class Phases {
         return settle(outcome).then((settled) => {
           tx.host.trace.tick()
           recordInfallible(tx, ctx, phase, settled, true)
-          return this.sleepingPhase(phase, order, i + 1, next)
+          return this.sleepingPhase(phase, order, i + 1)
         })
       recordInfallible(tx, ctx, phase, outcome, true)
     }
     tx.releaseAll()
-    return next()
+    // abortSleep and attach are followed by postAttach, postAttach by the end.
+    return phase === 'postAttach' ? this.end() : this.postAttach()
   }
 }
 
