@@ -234,7 +234,7 @@ export class Pool {
     }
     const task = spawned.right
     if (this.cgroups !== undefined) {
-      const moved = this.system.host.attachSync({ mode: 'process', pid: task.tid, to: destinationsOf(this.cgroups) })
+      const moved = this.system.host.attachTaskSync(task, this.cgroups, 'process')
       if (E.isLeft(moved)) {
         this.creationFailures++
         void exitTask(this.system.host, task)
@@ -392,19 +392,9 @@ export class Pool {
 
 // Workers move with mode 'process': a kernel thread is the only thread of its
 // process, and cgroup_attach_kthread moves it as a whole task, so the v2 rule
-// against single threads crossing thread domains does not apply.
-const refs = new WeakMap<Cgroup, { readonly hierarchy: string; readonly path: string }>()
-export const refOf = (cgroup: Cgroup): { readonly hierarchy: string; readonly path: string } => {
-  let ref = refs.get(cgroup)
-  if (ref === undefined) {
-    ref = { hierarchy: cgroup.hierarchy.name, path: cgroup.path }
-    refs.set(cgroup, ref)
-  }
-  return ref
-}
-
-// One destination is passed as a single ref (the request codec checks it faster than a list).
-const destinationsOf = (cgroups: ReadonlyArray<Cgroup>): unknown => (cgroups.length === 1 ? refOf(cgroups[0]!) : cgroups.map(refOf))
+// against single threads crossing thread domains does not apply. They use
+// the core's attachTask, which takes the Task and Cgroup objects they hold
+// instead of decoding a request.
 
 const exitTask = async (host: Host, task: Task): Promise<void> => {
   const exited = await host.exit(task.tid)()
@@ -714,15 +704,14 @@ export class Worker {
     const system = this.pool.system
     if (target.some((cgroup) => system.isRemoving(cgroup) || cgroup.dead)) return this.fallBack(target)
     if (isIn(task, target)) return undefined
-    const request = { mode: 'process', pid: task.tid, to: destinationsOf(target) }
-    const moved = system.host.attachSync(request)
+    const moved = system.host.attachTaskSync(task, target, 'process')
     if (E.isRight(moved)) {
       system.workerLeft()
       return undefined
     }
     if (!wouldWait(moved.left)) return this.fallBack(target)
     return system.host
-      .attach(request)()
+      .attachTask(task, target, 'process')()
       .then((waited: E.Either<CgtxError, AttachReport>) => {
         if (E.isRight(waited)) system.workerLeft()
         else return this.fallBack(target)
@@ -749,14 +738,13 @@ export class Worker {
   // locks. Only a controller refusing the root (a plugin bug) makes it fail.
   private moveToRoots(roots: ReadonlyArray<Cgroup>): boolean | Promise<boolean> {
     const system = this.pool.system
-    const request = { mode: 'process', pid: this.task.tid, to: destinationsOf(roots) }
-    const moved = system.host.attachSync(request)
+    const moved = system.host.attachTaskSync(this.task, roots, 'process')
     if (E.isRight(moved)) {
       system.workerLeft()
       return true
     }
     return system.host
-      .attach(request)()
+      .attachTask(this.task, roots, 'process')()
       .then((waited: E.Either<CgtxError, AttachReport>) => {
         system.workerLeft()
         return E.isRight(waited)
@@ -764,7 +752,7 @@ export class Worker {
   }
 }
 
-// attachSync refuses with EAGAIN where the transaction would have waited, and
+// attachTaskSync refuses with EAGAIN where the transaction would have waited, and
 // with a 'slept' fault where a controller's prepare returned a promise.
 const wouldWait = (error: CgtxError): boolean =>
   error._tag === 'SystemError' && (error.errno === 'EAGAIN' || error.fault?.kind === 'slept')
