@@ -27,7 +27,7 @@ import {
   type Work,
   type Workqueue,
 } from '@cgtx/workqueue'
-import { measureAsync, ratio, report, type Measurement, type Ratio } from './harness.ts'
+import { ratio, report, type Measurement, type Ratio } from './harness.ts'
 
 // The peers are dev dependencies of the workqueue package.
 const requireFromWorkqueue = createRequire(new URL('../packages/workqueue/package.json', import.meta.url))
@@ -88,15 +88,37 @@ const throughput = async (): Promise<Array<Measurement>> => {
     for (let i = 0; i < BATCH; i++) void pqueue.add(noop)
     await pqueue.onIdle()
   }
-  const options = { samples: 21, opsPerSample: 1, warmup: 5 }
-  const perWork = (row: Measurement): Measurement => ({ ...row, medianNs: row.medianNs / BATCH, wallNs: row.wallNs / BATCH, opsPerSample: BATCH, extra: { batch: BATCH } })
-  // Interleave the contenders so drift hits all alike.
-  const rows: Array<Measurement> = []
-  rows.push(perWork(await measureAsync('fastq no-op (sync worker)', fastqBatch, options)))
-  rows.push(perWork(await measureAsync('workqueue no-op (per-CPU)', batchOn(bound), options)))
-  rows.push(perWork(await measureAsync('workqueue no-op (unbound)', batchOn(unbound), options)))
-  rows.push(perWork(await measureAsync('p-queue no-op', pqueueBatch, { ...options, samples: 7 })))
-  return rows
+  // Samples of the contenders alternate, so load drift on this shared machine hits all alike.
+  const contenders: Array<[string, () => Promise<void>, number]> = [
+    ['fastq no-op (sync worker)', fastqBatch, 1],
+    ['workqueue no-op (per-CPU)', batchOn(bound), 1],
+    ['workqueue no-op (unbound)', batchOn(unbound), 1],
+    ['p-queue no-op', pqueueBatch, 4],
+  ]
+  const samples = 21
+  const cpu: Array<Array<number>> = contenders.map(() => [])
+  const wall: Array<Array<number>> = contenders.map(() => [])
+  for (let s = 0; s < samples + 3; s++) {
+    for (const [i, [, batch, every]] of contenders.entries()) {
+      if (s % every !== 0) continue
+      const startCpu = process.cpuUsage()
+      const start = process.hrtime.bigint()
+      await batch()
+      if (s < 3) continue
+      wall[i]!.push(Number(process.hrtime.bigint() - start) / BATCH)
+      const used = process.cpuUsage(startCpu)
+      cpu[i]!.push(((used.user + used.system) * 1000) / BATCH)
+    }
+  }
+  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
+  return contenders.map(([name], i) => ({
+    name,
+    medianNs: median(cpu[i]!),
+    wallNs: median(wall[i]!),
+    samples: cpu[i]!.length,
+    opsPerSample: BATCH,
+    extra: { batch: BATCH },
+  }))
 }
 
 // ----------------------------------------------------- migrate overhead, 50 µs
@@ -156,15 +178,23 @@ const overhead = async (): Promise<Array<Measurement>> => {
     for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, order[i])
     await flushWorkqueue(migrate)
   }
+  // The same with Cgroup objects instead of refs: no decoding of the target.
+  const objects = order.map((ref) => get(host.cgroup(ref)))
+  const objectBatch = async (): Promise<void> => {
+    for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, objects[i])
+    await flushWorkqueue(migrate)
+  }
   // Alternate the two so drift hits both alike.
   const samples = 21
-  const runs = { plain: [] as Array<[number, number]>, migrate: [] as Array<[number, number]> }
+  const runs = { plain: [] as Array<[number, number]>, migrate: [] as Array<[number, number]>, objects: [] as Array<[number, number]> }
   for (let s = 0; s < samples + 3; s++) {
     const p = await time(plainBatch)
     const m = await time(migrateBatch)
+    const o = await time(objectBatch)
     if (s < 3) continue
     runs.plain.push(p)
     runs.migrate.push(m)
+    runs.objects.push(o)
   }
   const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
   const row = (name: string, values: Array<[number, number]>): Measurement => ({
@@ -175,7 +205,11 @@ const overhead = async (): Promise<Array<Measurement>> => {
     opsPerSample: N,
     extra: { works: N, cgroups: 100 },
   })
-  return [row('plain unbound, 50 µs works', runs.plain), row('migrate, 50 µs works over 100 cgroups', runs.migrate)]
+  return [
+    row('plain unbound, 50 µs works', runs.plain),
+    row('migrate, 50 µs works over 100 cgroups', runs.migrate),
+    row('migrate, 50 µs works, Cgroup objects', runs.objects),
+  ]
 }
 
 // ------------------------------------------------------ no-op cost breakdown
@@ -313,6 +347,7 @@ export const run = async (): Promise<void> => {
   const ov = await overhead()
   rows.push(...ov)
   ratios.push(ratio(ov, 'migrate, 50 µs works over 100 cgroups', 'plain unbound, 50 µs works', 'migrate / plain, 50 µs works (target ≤ 1.05)'))
+  ratios.push(ratio(ov, 'migrate, 50 µs works, Cgroup objects', 'plain unbound, 50 µs works', 'migrate (Cgroup objects) / plain, 50 µs works'))
 
   const split = await breakdown()
   rows.push(...split.rows)
