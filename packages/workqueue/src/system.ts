@@ -145,8 +145,10 @@ export class Workqueue implements PwqOwner {
       if (E.isLeft(decoded)) return decoded
       cpu = decoded.right
     }
-    const refused = this.refuse('queue_work', false)
-    if (refused !== undefined) return E.left(refused)
+    if (this.destroyed || this.cgroupAware || this.draining) {
+      const refused = this.refuse('queue_work', false)
+      if (refused !== undefined) return E.left(refused)
+    }
     if (work.pending) return RIGHT_FALSE
     work.pending = true
     work.queuedSeq++
