@@ -10,7 +10,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { Host, type Subsystem } from '@cgtx/core'
-import { measure, ratio, report, type Measurement } from './harness.ts'
+import { measureAlternating, ratio, report, type Case } from './harness.ts'
 
 // A synchronous controller that precharges the destination in prepareSleep
 // and uncharges the source at commit: the work a real counting controller does.
@@ -40,11 +40,11 @@ const must = <A>(result: E.Either<{ message: string }, A>): A => {
   return result.right
 }
 
-// Ping-pongs one task between /a and /b; returns the measurement.
-const pingPong = (name: string, host: Host, pid: number, extra?: Record<string, number | string>): Measurement => {
+// A contender that ping-pongs one task between /a and /b.
+const pingPong = (name: string, host: Host, pid: number, extra?: Record<string, number | string>): Case => {
   const a = { mode: 'thread' as const, pid, to: { hierarchy: 'h', path: '/a' } }
   const b = { mode: 'thread' as const, pid, to: { hierarchy: 'h', path: '/b' } }
-  return measure(name, (i) => void must(host.attachSync(i % 2 === 0 ? a : b)), { opsPerSample: 20_000, samples: 15, ...(extra === undefined ? {} : { extra }) })
+  return { name, op: (i) => void must(host.attachSync(i % 2 === 0 ? a : b)), opsPerSample: 20_000, ...(extra === undefined ? {} : { extra }) }
 }
 
 const withCgroups = (host: Host): void => {
@@ -58,65 +58,61 @@ const heapAfterGc = (): number => {
   return process.memoryUsage().heapUsed
 }
 
-export const run = (): void => {
-  const rows: Array<Measurement> = []
+// A host with `cgroups` cgroups and `tasks` tasks spread over them; the
+// memory each added cgroup and task took.
+const populated = (cgroups: number, tasks: number): { host: Host; memory: Record<string, number> } => {
+  const host = makeHost(4)
+  withCgroups(host)
+  const before = heapAfterGc()
+  for (let i = 0; i < cgroups; i++) must(host.mkdirSync({ hierarchy: 'h', path: `/g${i}` }))
+  const afterCgroups = heapAfterGc()
+  for (let i = 0; i < tasks; i++) {
+    const task = host.spawn()
+    must(host.attachSync({ mode: 'thread', pid: task.tid, to: { hierarchy: 'h', path: `/g${i % cgroups}` } }))
+  }
+  const afterTasks = heapAfterGc()
+  return {
+    host,
+    memory: { cgroups, tasks, bytesPerCgroup: Math.round((afterCgroups - before) / cgroups), bytesPerTask: Math.round((afterTasks - afterCgroups) / tasks) },
+  }
+}
 
+export const run = (): void => {
   const four = makeHost(4)
   withCgroups(four)
-  rows.push(pingPong('attach thread, 4 sync subsystems', four, four.spawn().tid))
-
-  // The same moves by objects (no pid and path resolution).
   const byObject = makeHost(4)
   withCgroups(byObject)
   const objectTask = byObject.spawn()
   const [objectA, objectB] = [byObject.hierarchy('h')!.lookup('/a')!, byObject.hierarchy('h')!.lookup('/b')!]
-  rows.push(measure('attachTask thread, 4 sync subsystems', (i) => void must(byObject.attachTaskSync(objectTask, i % 2 === 0 ? objectA : objectB)), { opsPerSample: 20_000, samples: 15 }))
-
   const quiet = makeHost(4)
   withCgroups(quiet)
   quiet.trace.enabled = false
-  rows.push(pingPong('attach thread, 4 sync subsystems, trace off', quiet, quiet.spawn().tid))
-
   const bare = makeHost(0)
   withCgroups(bare)
-  rows.push(pingPong('attach thread, no subsystems', bare, bare.spawn().tid))
 
   // A process of 1,000 threads moved as one transaction.
   const big = makeHost(4)
   withCgroups(big)
   const leader = big.spawn()
   for (let i = 1; i < 1000; i++) must(big.forkSync(leader.tid, { thread: true }))
-  const a = { mode: 'process' as const, pid: leader.tid, to: { hierarchy: 'h', path: '/a' } }
-  const b = { mode: 'process' as const, pid: leader.tid, to: { hierarchy: 'h', path: '/b' } }
-  const processRow = measure('attach process of 1,000 threads', (i) => void must(big.attachSync(i % 2 === 0 ? a : b)), { opsPerSample: 50, samples: 11, warmup: 20 })
-  rows.push({ ...processRow, extra: { 'per thread': `${(processRow.medianNs / 1000).toFixed(1)} ns` } })
+  const bigA = { mode: 'process' as const, pid: leader.tid, to: { hierarchy: 'h', path: '/a' } }
+  const bigB = { mode: 'process' as const, pid: leader.tid, to: { hierarchy: 'h', path: '/b' } }
 
-  // The same single-thread attach as the host grows; memory per task and cgroup.
-  const growing = makeHost(4)
-  withCgroups(growing)
-  const mover = growing.spawn().tid
-  let cgroups = 0
-  let tasks = 0
-  const memory: Array<Record<string, number>> = []
-  for (const [targetCgroups, targetTasks] of [[100, 1_000], [1_000, 10_000], [10_000, 100_000]] as const) {
-    const before = heapAfterGc()
-    const cgroupsBefore = cgroups
-    for (; cgroups < targetCgroups; cgroups++) must(growing.mkdirSync({ hierarchy: 'h', path: `/g${cgroups}` }))
-    const afterCgroups = heapAfterGc()
-    const tasksBefore = tasks
-    for (; tasks < targetTasks; tasks++) {
-      const task = growing.spawn()
-      must(growing.attachSync({ mode: 'thread', pid: task.tid, to: { hierarchy: 'h', path: `/g${tasks % targetCgroups}` } }))
-    }
-    const afterTasks = heapAfterGc()
-    memory.push({
-      cgroups: targetCgroups,
-      tasks: targetTasks,
-      bytesPerCgroup: Math.round((afterCgroups - before) / (targetCgroups - cgroupsBefore)),
-      bytesPerTask: Math.round((afterTasks - afterCgroups) / (targetTasks - tasksBefore)),
-    })
-    rows.push(pingPong(`attach thread, host of ${targetTasks.toLocaleString('en-US')} tasks / ${targetCgroups.toLocaleString('en-US')} cgroups`, growing, mover, { tasks: targetTasks, cgroups: targetCgroups }))
-  }
+  // Hosts of growing size, each with its own mover.
+  const sizes = ([[100, 1_000], [1_000, 10_000], [10_000, 100_000]] as const).map(([cgroups, tasks]) => ({ cgroups, tasks, ...populated(cgroups, tasks) }))
+
+  const rows = measureAlternating([
+    pingPong('attach thread, 4 sync subsystems', four, four.spawn().tid),
+    { name: 'attachTask thread, 4 sync subsystems', op: (i) => void must(byObject.attachTaskSync(objectTask, i % 2 === 0 ? objectA : objectB)), opsPerSample: 20_000 },
+    pingPong('attach thread, 4 sync subsystems, trace off', quiet, quiet.spawn().tid),
+    pingPong('attach thread, no subsystems', bare, bare.spawn().tid),
+    { name: 'attach process of 1,000 threads', op: (i) => void must(big.attachSync(i % 2 === 0 ? bigA : bigB)), opsPerSample: 40 },
+    ...sizes.map(({ cgroups, tasks, host }) =>
+      pingPong(`attach thread, host of ${tasks.toLocaleString('en-US')} tasks / ${cgroups.toLocaleString('en-US')} cgroups`, host, host.spawn().tid, { tasks, cgroups }),
+    ),
+  ])
+  const processRow = rows.find((row) => row.name === 'attach process of 1,000 threads')!
+  rows[rows.indexOf(processRow)] = { ...processRow, extra: { 'per thread': `${(processRow.medianNs / 1000).toFixed(1)} ns` } }
 
   const ratios = [
     ratio(rows, 'attach thread, 4 sync subsystems', 'attach thread, no subsystems', '4 subsystems / no subsystems'),
@@ -124,6 +120,7 @@ export const run = (): void => {
     ratio(rows, 'attachTask thread, 4 sync subsystems', 'attach thread, 4 sync subsystems', 'by object / by pid and path'),
     ratio(rows, 'attach thread, host of 100,000 tasks / 10,000 cgroups', 'attach thread, host of 1,000 tasks / 100 cgroups', '100k-task host / 1k-task host'),
   ]
+  const memory = sizes.map((size) => size.memory)
   console.table(memory)
-  report('attach', rows, ratios, { memory, gc: typeof globalThis.gc === 'function' })
+  report('attach', rows, ratios, { memory, gc: typeof globalThis.gc === 'function', samples: 'interleaved: one sample of each contender in turn' })
 }

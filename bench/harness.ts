@@ -65,6 +65,47 @@ export const measure = (
   return { name, medianNs: median(cpu), wallNs: median(wall), samples, opsPerSample, ...(options.extra === undefined ? {} : { extra: options.extra }) }
 }
 
+/** One contender of {@link measureAlternating}. */
+export interface Case {
+  readonly name: string
+  readonly op: (i: number) => void
+  readonly opsPerSample?: number
+  readonly extra?: Record<string, number | string>
+}
+
+/**
+ * Measures several synchronous contenders with their samples interleaved
+ * (one sample of each in turn), so load drift on a shared machine and the
+ * order of measurement hit them all alike; the first `warmupSamples` rounds
+ * are discarded.
+ */
+export const measureAlternating = (cases: ReadonlyArray<Case>, options: { readonly samples?: number; readonly warmupSamples?: number } = {}): Array<Measurement> => {
+  const samples = options.samples ?? 15
+  const warmup = options.warmupSamples ?? 3
+  const cpu: Array<Array<number>> = cases.map(() => [])
+  const wall: Array<Array<number>> = cases.map(() => [])
+  let counter = 0
+  for (let s = 0; s < samples + warmup; s++) {
+    for (const [i, contender] of cases.entries()) {
+      const ops = contender.opsPerSample ?? 10_000
+      const startCpu = process.cpuUsage()
+      const start = process.hrtime.bigint()
+      for (let k = 0; k < ops; k++) contender.op(counter++)
+      if (s < warmup) continue
+      wall[i]!.push(Number(process.hrtime.bigint() - start) / ops)
+      cpu[i]!.push(cpuNs(startCpu) / ops)
+    }
+  }
+  return cases.map((contender, i) => ({
+    name: contender.name,
+    medianNs: median(cpu[i]!),
+    wallNs: median(wall[i]!),
+    samples,
+    opsPerSample: contender.opsPerSample ?? 10_000,
+    ...(contender.extra === undefined ? {} : { extra: contender.extra }),
+  }))
+}
+
 /** Like {@link measure} for asynchronous operations (each op awaited in turn). */
 export const measureAsync = async (
   name: string,
