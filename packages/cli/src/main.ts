@@ -2,6 +2,7 @@
  * The `cgtx` command line. `cgtx demo` walks through a transaction; other
  * commands are listed by `cgtx help`.
  */
+import { runBench } from './bench.ts'
 import { runCheck } from './check.ts'
 import { runDemo } from './demo.ts'
 import { runReplay } from './replay.ts'
@@ -12,6 +13,7 @@ commands:
   demo     a short scenario: a hierarchy, a process moved, a move refused and rolled back
   check    MODULE | builtin:NAME [--runs N] [--seed N --path P] [--only LAW]: the conformance kit on a controller plugin
   replay   SCENARIO.json [--on model|kernel|both]: a scenario on the model and/or the real kernel, answers side by side
+  bench    [NAME]: a benchmark of bench/ (attach, subsystems, workqueue, kernel); without NAME, the list
   help     this text`
 
 /** Runs one command line; returns the process exit code. */
@@ -24,6 +26,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       return runCheck(argv.slice(1), print)
     case 'replay':
       return runReplay(argv.slice(1), print)
+    case 'bench':
+      return runBench(argv.slice(1), print)
     case undefined:
     case 'help':
     case '--help':

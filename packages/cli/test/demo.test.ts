@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { main } from '../src/main.ts'
 
@@ -25,6 +27,13 @@ it('cgtx demo moves a process, refuses a move in prepareSpin, rolls it back and 
 it('cgtx help lists the commands; an unknown command exits 2', async () => {
   const help = await run(['help'])
   expect(help.code).toBe(0)
-  for (const command of ['demo', 'check', 'replay']) expect(help.out).toContain(`  ${command} `)
+  for (const command of ['demo', 'check', 'replay', 'bench']) expect(help.out).toContain(`  ${command} `)
   expect((await run(['frobnicate'])).code).toBe(2)
+})
+
+it('cgtx bench without a name lists the benchmarks of bench/', () => {
+  const bin = join(import.meta.dirname, '..', 'bin', 'cgtx.mjs')
+  const listed = spawnSync(process.execPath, [bin, 'bench'], { encoding: 'utf8' })
+  expect(listed.status).toBe(0)
+  expect(listed.stderr).toMatch(/available: .*attach.*subsystems.*workqueue/)
 })
