@@ -502,6 +502,23 @@ const destsArb: fc.Arbitrary<ReadonlyArray<Dest>> = fc.oneof(
 )
 const nameArb = fc.constantFrom('x', 'y', 'z')
 
+// subtree_control ±d, sometimes with d failing in a prepare phase.
+const subtreeControlArb = fc
+  .tuple(
+    fc.boolean(),
+    fc.oneof(
+      { weight: 3, arbitrary: fc.constant(undefined) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          failIn: fc.constantFrom<'prepareSleep' | 'prepareSpin'>('prepareSleep', 'prepareSpin'),
+          how: fc.constantFrom<FailureKind>('refuse', 'throw', 'sleep', 'reject'),
+        }),
+      },
+    ),
+  )
+  .map(([enable, plan]) => new SubtreeControl(enable, plan))
+
 const commandArbs = [
   fc.tuple(hierArb, fc.nat(), nameArb).map(([hier, pick, name]) => new Mkdir(hier, pick, name)),
   fc.tuple(hierArb, fc.nat(), nameArb).map(([hier, pick, name]) => new Mkdir(hier, pick, name)),
@@ -511,36 +528,9 @@ const commandArbs = [
   fc.tuple(fc.nat(), fc.boolean(), fc.boolean()).map(([pick, group, finish]) => new Exit(pick, group, finish)),
   fc.nat().map((pick) => new Reap(pick)),
   fc.nat().map((pick) => new Exec(pick)),
-  fc
-    .tuple(
-      fc.boolean(),
-      fc.oneof(
-        { weight: 3, arbitrary: fc.constant(undefined) },
-        {
-          weight: 1,
-          arbitrary: fc.record({
-            failIn: fc.constantFrom<'prepareSleep' | 'prepareSpin'>('prepareSleep', 'prepareSpin'),
-            how: fc.constantFrom<FailureKind>('refuse', 'throw', 'sleep', 'reject'),
-          }),
-        },
-      ),
-    )
-    .map(([enable, plan]) => new SubtreeControl(enable, plan)),
-  fc
-    .tuple(
-      fc.boolean(),
-      fc.oneof(
-        { weight: 3, arbitrary: fc.constant(undefined) },
-        {
-          weight: 1,
-          arbitrary: fc.record({
-            failIn: fc.constantFrom<'prepareSleep' | 'prepareSpin'>('prepareSleep', 'prepareSpin'),
-            how: fc.constantFrom<FailureKind>('refuse', 'throw', 'sleep', 'reject'),
-          }),
-        },
-      ),
-    )
-    .map(([enable, plan]) => new SubtreeControl(enable, plan)),
+  // Listed twice: subtree_control toggles with a failing d are rare otherwise.
+  subtreeControlArb,
+  subtreeControlArb,
   fc
     .tuple(fc.constantFrom<'thread' | 'process' | 'all'>('thread', 'process', 'all'), fc.nat(), fc.nat(), destsArb, planArb, fc.boolean())
     .map(([mode, pick, from, dests, plans, sync]) => new Attach(mode, pick, from, dests, plans, sync)),
