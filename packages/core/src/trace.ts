@@ -63,6 +63,13 @@ const codeOf = (phase: TracePhase, outcome: TraceOutcome): number => {
   }
 }
 
+/**
+ * Formats a detail recorded as a number and a reference
+ * ({@link Trace.recordFormatted}): a shared function, so recording the detail
+ * allocates nothing and keeps no per-transaction object alive.
+ */
+export type DetailFormat = (n: number, ref: unknown) => string
+
 /** One recorded event. */
 export interface TraceEvent {
   /** Position in the whole history (not reset when the ring wraps). */
@@ -87,6 +94,9 @@ export class Trace {
   private readonly times: Float64Array
   private readonly subsystems: Array<string | undefined>
   private readonly details: Array<string | (() => string) | undefined>
+  private readonly formats: Array<DetailFormat | undefined>
+  private readonly numbers: Float64Array
+  private readonly refs: Array<unknown>
   private next = 0
   private time = 0
 
@@ -99,6 +109,9 @@ export class Trace {
     this.times = new Float64Array(capacity)
     this.subsystems = new Array<string | undefined>(capacity).fill(undefined)
     this.details = new Array<string | (() => string) | undefined>(capacity).fill(undefined)
+    this.formats = new Array<DetailFormat | undefined>(capacity).fill(undefined)
+    this.numbers = new Float64Array(capacity)
+    this.refs = new Array<unknown>(capacity).fill(undefined)
   }
 
   /**
@@ -125,6 +138,27 @@ export class Trace {
     this.codes[slot] = codeOf(phase, outcome)
     this.times[slot] = this.time
     this.details[slot] = detail
+    this.formats[slot] = undefined
+    this.refs[slot] = undefined
+    this.next++
+  }
+
+  /**
+   * Records an event whose detail is `format(n, ref)`, formatted only when the
+   * trace is read. `ref` should be an object that lives anyway (a cgroup), so
+   * the ring keeps nothing alive that would otherwise be garbage.
+   */
+  recordFormatted(transaction: number, subsystem: string | undefined, phase: TracePhase, outcome: TraceOutcome, format: DetailFormat, n: number, ref: unknown): void {
+    if (!this.enabled) return
+    const slot = this.next % this.capacity
+    this.transactions[slot] = transaction
+    this.subsystems[slot] = subsystem
+    this.codes[slot] = codeOf(phase, outcome)
+    this.times[slot] = this.time
+    this.details[slot] = undefined
+    this.formats[slot] = format
+    this.numbers[slot] = n
+    this.refs[slot] = ref
     this.next++
   }
 
@@ -147,7 +181,7 @@ export class Trace {
         phase: phases[this.codes[slot]! >> 2]!,
         outcome: outcomes[this.codes[slot]! & 3]!,
         time: this.times[slot]!,
-        detail: describe(this.details[slot]),
+        detail: this.formats[slot]?.(this.numbers[slot]!, this.refs[slot]) ?? describe(this.details[slot]),
       })
     }
     return out

@@ -219,6 +219,13 @@ const describeLater = (subject: Subject, destinations: ReadonlyArray<{ readonly 
   return () => (built ??= describeSubject(subject, destinations))
 }
 
+// The begin event of a one-destination thread or process move: `n` is the
+// tid (negative for a process), `ref` the destination cgroup.
+const describeBegin = (n: number, ref: unknown): string => {
+  const to = ref as Cgroup
+  return `attach ${n < 0 ? 'process' : 'thread'} ${Math.abs(n)} to ${to.hierarchy.name}:${to.path}`
+}
+
 /**
  * Who moves: a thread or a process named by pid or held as a Task, or every
  * task of a cgroup named by path (in the first destination's hierarchy) or held.
@@ -358,6 +365,9 @@ const buildAndRun = (attempt: Attempt, locked: boolean): MaybePromise<E.Either<C
   if (subject.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
   else for (const task of subject.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
   if (entries.length === 0) return E.right({ transaction: attempt.txId!, moved: [], skipped, subsystems: [] })
+  host.trace.tick()
+  if (subject.mode === 'all' || destinations.length > 1) host.trace.record(attempt.txId!, undefined, 'begin', 'ok', operation)
+  else host.trace.recordFormatted(attempt.txId!, undefined, 'begin', 'ok', describeBegin, subject.mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
   return runPhases(host, attempt.txId!, attempt, operation, subject.mode, entries, destinations, attempt.locked, attempt.options, skipped)
 }
 
@@ -372,8 +382,9 @@ const addEntry = (host: Host, task: Task, destinations: ReadonlyArray<Cgroup>, e
 
 /**
  * @internal The phases of a transaction over a built taskset, with the group
- * mutex and the thread-group locks held by `owner`. Releases the thread-group
- * locks before postAttach; the caller releases the mutex.
+ * mutex and the thread-group locks held by `owner`; the caller has recorded
+ * the `begin` event. Releases the thread-group locks before postAttach; the
+ * caller releases the mutex.
  */
 export const runPhases = (
   host: Host,
@@ -392,8 +403,6 @@ export const runPhases = (
   const changed = changedSubsystems(host, entries)
   const contexts: Array<SubsystemContext> = []
   for (const id of changed.ids) if (host.callbacks[id] !== noCallbacks) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id, host.callbacks[id]!))
-  host.trace.tick()
-  host.trace.record(txId, undefined, 'begin', 'ok', operation)
   return new Phases(tx, contexts, changed.names, owner, lockedGroups, options, skipped).prepareSleep(0)
 }
 

@@ -140,7 +140,10 @@ const changeLocked = (
       return E.right(undefined)
     }
     if (entries.length === 0) return finish(E.right(undefined))
-    const ran = runPhases(host, host.newTransaction(), owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
+    const txId = host.newTransaction()
+    host.trace.tick()
+    host.trace.record(txId, undefined, 'begin', 'ok', operation)
+    const ran = runPhases(host, txId, owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
     return isPromiseLike(ran) ? Promise.resolve(ran).then(finish) : finish(ran)
   }
   const done = lockThreadGroups(undefined, below, owner, lockedGroups, options.sleep)
