@@ -32,7 +32,7 @@ export type {
 export { fromKernelCallbacks, fromSinglePhase, type KernelCallbacks, type SinglePhaseCallbacks, type SubsystemBase, type Taskset } from './adapters.ts'
 export { RwSemaphore, SleepLock, SpinLock, type Lock, type LockKind, type LockOwner } from './locks.ts'
 export { LockValidator, type LockRule, type LockViolation } from './lockValidator.ts'
-export { Trace, formatTimeline, type TraceEvent, type TraceOutcome, type TracePhase } from './trace.ts'
+export { Trace, formatTimeline, type DetailFormat, type TraceEvent, type TraceOutcome, type TracePhase } from './trace.ts'
 export { VirtualClock, realClock, type Clock, type Timer } from './clock.ts'
 export { VirtualCgroupFs, FsPath, type CgroupFs } from './cgroupfs.ts'
 export {
