@@ -39,9 +39,9 @@ export type CgroupName = t.TypeOf<typeof CgroupName>
 interface CgroupPathBrand {
   readonly CgroupPath: unique symbol
 }
-/** An absolute cgroup path inside one hierarchy: `/`, `/a`, `/a/b`, … (no trailing slash). */
 // `/`, or `/` + names; a name is 1–255 characters, no `/`, newline or NUL, not `.` or `..`.
 const CGROUP_PATH = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[^/\n\0]{1,255})+)$/
+/** An absolute cgroup path inside one hierarchy: `/`, `/a`, `/a/b`, … (no trailing slash). */
 export const CgroupPath = t.brand(
   t.string,
   (s): s is t.Branded<string, CgroupPathBrand> => CGROUP_PATH.test(s),

@@ -4,10 +4,11 @@
  * in defineSubsystem's doc comment and works; every export of the package
  * has a doc comment.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { quickStart } from './quick-start.ts'
+import { undocumentedExports } from '../../../test/support/exportDocs.ts'
 
 const here = new URL('..', import.meta.url).pathname
 const readme = readFileSync(join(here, 'README.md'), 'utf8')
@@ -25,19 +26,7 @@ describe('README', () => {
   })
 
   it('documents every export of the package', () => {
-    const files = (dir: string): Array<string> =>
-      readdirSync(dir).flatMap((name) => (statSync(join(dir, name)).isDirectory() ? files(join(dir, name)) : name.endsWith('.ts') ? [join(dir, name)] : []))
-    const undocumented: Array<string> = []
-    for (const file of files(join(here, 'src'))) {
-      const lines = readFileSync(file, 'utf8').split('\n')
-      lines.forEach((line, i) => {
-        if (!/^export (const|function|interface|type|class|abstract class)/.test(line)) return
-        let j = i - 1
-        while (j >= 0 && lines[j]!.trim().startsWith('//')) j--
-        if (j < 0 || !lines[j]!.trimEnd().endsWith('*/')) undocumented.push(`${file.slice(here.length)}:${i + 1}`)
-      })
-    }
-    expect(undocumented).toEqual([])
+    expect(undocumentedExports(join(here, 'src'))).toEqual([])
   })
 
   it('the defineSubsystem snippet is the documented example, and it counts tasks', async () => {

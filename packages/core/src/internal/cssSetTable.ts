@@ -5,6 +5,7 @@
 import type { Cgroup } from '../cgroup.ts'
 import { CssSet, type Css } from '../cssSet.ts'
 
+/** The host's css_sets by key; see the module comment. */
 export class CssSetTable {
   private readonly byKey = new Map<string, CssSet>()
   private nextId = 1
