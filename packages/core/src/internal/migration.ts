@@ -599,7 +599,8 @@ class Phases {
     tx.phase = phase
     for (let i = from; i < order.length; i++) {
       const ctx = order[i]!
-      const callback = ctx.callbacks[phase]
+      // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
+      const callback = phase === 'attach' ? ctx.callbacks.attach : phase === 'postAttach' ? ctx.callbacks.postAttach : ctx.callbacks.abortSleep
       if (callback === undefined) continue
       const outcome = invoke(callback, ctx)
       if (isPromiseLike(outcome))
