@@ -707,8 +707,8 @@ const vetDestination = (
   return undefined
 }
 
-/** @internal The css_set a task in `from` ends up in when its cgroups in the destinations' hierarchies change. */
-export const destinationCssSet = (host: Host, from: CssSet, destinations: ReadonlyArray<Cgroup>): CssSet => {
+// The css_set a task in `from` ends up in when its cgroups in the destinations' hierarchies change.
+const destinationCssSet = (host: Host, from: CssSet, destinations: ReadonlyArray<Cgroup>): CssSet => {
   if (destinations.length === 1) {
     const dst = destinations[0]!
     if (from.movesGeneration !== host.cssGeneration) {
