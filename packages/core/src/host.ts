@@ -608,16 +608,18 @@ export class Host {
     if (task.flags.noSetAffinity) return E.left(systemError('EINVAL', operation))
     const wanted = [...new Set(decoded.right)].filter((cpu) => cpu < this.cpus).sort((a, b) => a - b)
     if (wanted.length === 0) return E.left(systemError('EINVAL', operation))
-    const allowed = task.affinity === undefined ? wanted : wanted.filter((cpu) => this.cpusetAllows(task, cpu))
-    if (allowed.length === 0) return E.left(systemError('EINVAL', operation))
+    // Within what every subsystem allows (cpuset's effective CPUs), as cpuset_cpus_allowed does.
+    let allowed = wanted
+    for (const [id, subsystem] of this.subsystems.entries()) {
+      const css = task.cssSet.css[id]
+      if (css === undefined || subsystem.cpusAllowed === undefined) continue
+      const permitted = subsystem.cpusAllowed(css)
+      allowed = allowed.filter((cpu) => permitted.includes(cpu))
+    }
+    if (allowed.length === 0) return E.left(systemError('EINVAL', operation, { reason: 'no allowed CPU in the mask' }))
     task.requestedAffinity = wanted
     task.affinity = allowed
     return E.right(undefined)
-  }
-
-  // A task with a restricted affinity was restricted by its cpuset; keep within it.
-  private cpusetAllows(task: Task, cpu: number): boolean {
-    return task.requestedAffinity === undefined ? task.affinity!.includes(cpu) : true
   }
 
   /** sched_setscheduler: sets the scheduling policy. */

@@ -125,6 +125,11 @@ export interface Subsystem<S = unknown> {
   createState(parent: S | undefined, cgroup: Cgroup): S
   /** Called when a css goes away (rmdir, or the controller disabled in v2). */
   offline?(css: Css<S>): void
+  /**
+   * The CPUs tasks of this css may run on (cpuset's effective CPUs);
+   * sched_setaffinity keeps a task within every subsystem's answer.
+   */
+  cpusAllowed?(css: Css<S>): ReadonlyArray<number>
   readonly files?: ReadonlyArray<ControlFile<S>>
 
   /** May refuse a fork (e.g. pids over its limit); runs before the child exists anywhere. */

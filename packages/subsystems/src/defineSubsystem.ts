@@ -116,6 +116,8 @@ export interface SubsystemDefinition<S> {
   readonly state: (parent: S | undefined, cgroup: Cgroup) => S
   /** The css goes away (rmdir, or disabled in v2). */
   readonly offline?: (css: Css<S>) => void
+  /** The CPUs tasks of a css may run on; sched_setaffinity stays within it (cpuset). */
+  readonly cpusAllowed?: (css: Css<S>) => ReadonlyArray<number>
   readonly files?: ReadonlyArray<FileSpec<S, any>>
   readonly fork?: ForkHooks<S>
   /** The task began exiting (it is a zombie from now on). */
@@ -246,6 +248,7 @@ export const defineSubsystem = <S>(definition: SubsystemDefinition<S>): DefinedS
     definition,
     createState: (parent, cgroup) => definition.state(parent, cgroup),
     offline: definition.offline,
+    cpusAllowed: definition.cpusAllowed,
     files: (definition.files ?? []).map((spec) => toControlFile(spec as FileSpec<S, unknown>)),
     cssOf: (task) => {
       const all = task.cssSet.css

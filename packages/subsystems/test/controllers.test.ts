@@ -285,6 +285,24 @@ describe('cpuset (v1 facts from docs/kernel-observations.md §3)', () => {
     expect(errno(host.attachSync({ mode: 'all', from: '/', to: { hierarchy: 'cpuset', path: '/all' } }))).toBe('EINVAL')
   })
 
+  it('sched_setaffinity stays within the task’s cpuset, EINVAL when the mask is disjoint from it', () => {
+    const { host, fs } = setup({ layout: 'v1', cpus: 4 })
+    right(fs.mkdirSync('/cpuset/pair'))
+    right(fs.writeSync('/cpuset/pair/cpuset.cpus', '0-1'))
+    right(fs.writeSync('/cpuset/pair/cpuset.mems', '0'))
+    const task = host.spawn()
+    right(fs.writeSync('/cpuset/pair/cgroup.procs', `${task.tid}`))
+    expect(task.affinity).toEqual([0, 1])
+    right(host.setAffinity(task.tid, [1, 2, 3]))
+    expect(task.affinity).toEqual([1])
+    expect(task.requestedAffinity).toEqual([1, 2, 3])
+    expect(errno(host.setAffinity(task.tid, [2, 3]))).toBe('EINVAL')
+    expect(task.affinity).toEqual([1])
+    // Back in the root cpuset, the requested mask applies again.
+    right(fs.writeSync('/cpuset/cgroup.procs', `${task.tid}`))
+    expect(task.affinity).toEqual([1, 2, 3])
+  })
+
   it('v2: effective = requested ∩ parent effective, else the parent’s; an empty cpuset accepts tasks', () => {
     const { host, fs } = setup({ layout: 'v2', cpus: 4 })
     right(fs.mkdirSync('/unified/p'))

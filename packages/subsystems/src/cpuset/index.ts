@@ -211,6 +211,7 @@ export const makeCpuset = (options: CpusetOptions): CpusetSubsystem => {
   const self: CpusetSubsystem = defineSubsystem<CpusetState>({
     name: 'cpuset',
     threaded: true,
+    cpusAllowed: (css) => css.state.effectiveCpus,
     state: (parent, cgroup) => {
       if (parent === undefined) {
         return { cpus: allCpus, mems: allMems, effectiveCpus: allCpus, effectiveMems: allMems, cpuExclusive: true, memExclusive: true, memoryMigrate: false, attachInProgress: 0 }
