@@ -36,6 +36,10 @@ const phases: ReadonlyArray<TracePhase> = [
   'end',
 ]
 const outcomes: ReadonlyArray<TraceOutcome> = ['ok', 'failed', 'fault']
+// Marks an event whose detail is formatted from the number and reference
+// columns (so plain events need not clear those columns).
+const FORMATTED = 0x80
+
 // Phase and outcome packed in one byte: phase * 4 + outcome.
 const codeOf = (phase: TracePhase, outcome: TraceOutcome): number => {
   const o = outcome === 'ok' ? 0 : outcome === 'failed' ? 1 : 2
@@ -138,8 +142,6 @@ export class Trace {
     this.codes[slot] = codeOf(phase, outcome)
     this.times[slot] = this.time
     this.details[slot] = detail
-    this.formats[slot] = undefined
-    this.refs[slot] = undefined
     this.next++
   }
 
@@ -153,7 +155,7 @@ export class Trace {
     const slot = this.next % this.capacity
     this.transactions[slot] = transaction
     this.subsystems[slot] = subsystem
-    this.codes[slot] = codeOf(phase, outcome)
+    this.codes[slot] = codeOf(phase, outcome) | FORMATTED
     this.times[slot] = this.time
     this.details[slot] = undefined
     this.formats[slot] = format
@@ -178,10 +180,10 @@ export class Trace {
         seq,
         transaction: this.transactions[slot]!,
         subsystem: this.subsystems[slot],
-        phase: phases[this.codes[slot]! >> 2]!,
+        phase: phases[(this.codes[slot]! & ~FORMATTED) >> 2]!,
         outcome: outcomes[this.codes[slot]! & 3]!,
         time: this.times[slot]!,
-        detail: this.formats[slot]?.(this.numbers[slot]!, this.refs[slot]) ?? describe(this.details[slot]),
+        detail: (this.codes[slot]! & FORMATTED) !== 0 ? this.formats[slot]!(this.numbers[slot]!, this.refs[slot]) : describe(this.details[slot]),
       })
     }
     return out
