@@ -11,13 +11,22 @@ import { badArgument, type BadArgument } from './errors.ts'
 /** The largest PID Linux hands out on 64-bit (`PID_MAX_LIMIT`). */
 export const PID_MAX_LIMIT = 4_194_304
 
+// The predicates behind the codecs, also used directly by the attach fast
+// path (a property test holds the fast path equal to the codecs).
+const isPid = (u: unknown): boolean => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= PID_MAX_LIMIT
+// `/`, or `/` + names; a name is 1–255 characters, no `/`, newline or NUL, not `.` or `..`.
+const CGROUP_PATH = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[^/\n\0]{1,255})+)$/
+const isCgroupPath = (u: unknown): boolean => typeof u === 'string' && CGROUP_PATH.test(u)
+const HIERARCHY_NAME = /^[A-Za-z0-9_][A-Za-z0-9_,.=-]*$/
+const isHierarchyName = (u: unknown): boolean => typeof u === 'string' && HIERARCHY_NAME.test(u)
+
 interface PidBrand {
   readonly Pid: unique symbol
 }
 /** A task id (TID) or process id (TGID): an integer in 1..PID_MAX_LIMIT. */
 export const Pid = t.brand(
   t.Int,
-  (n): n is t.Branded<t.Int, PidBrand> => n >= 1 && n <= PID_MAX_LIMIT,
+  (n): n is t.Branded<t.Int, PidBrand> => isPid(n),
   'Pid',
 )
 /** A decoded {@link Pid}. */
@@ -39,12 +48,10 @@ export type CgroupName = t.TypeOf<typeof CgroupName>
 interface CgroupPathBrand {
   readonly CgroupPath: unique symbol
 }
-// `/`, or `/` + names; a name is 1–255 characters, no `/`, newline or NUL, not `.` or `..`.
-const CGROUP_PATH = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[^/\n\0]{1,255})+)$/
 /** An absolute cgroup path inside one hierarchy: `/`, `/a`, `/a/b`, … (no trailing slash). */
 export const CgroupPath = t.brand(
   t.string,
-  (s): s is t.Branded<string, CgroupPathBrand> => CGROUP_PATH.test(s),
+  (s): s is t.Branded<string, CgroupPathBrand> => isCgroupPath(s),
   'CgroupPath',
 )
 /** A decoded {@link CgroupPath}. */
@@ -56,7 +63,7 @@ interface HierarchyNameBrand {
 /** The name a hierarchy is mounted under, e.g. `pids`, `cpu,cpuacct`, `unified`. */
 export const HierarchyName = t.brand(
   t.string,
-  (s): s is t.Branded<string, HierarchyNameBrand> => /^[A-Za-z0-9_][A-Za-z0-9_,.=-]*$/.test(s),
+  (s): s is t.Branded<string, HierarchyNameBrand> => isHierarchyName(s),
   'HierarchyName',
 )
 /** A decoded {@link HierarchyName}. */
@@ -93,8 +100,8 @@ export type AttachRequest = t.TypeOf<typeof AttachRequest>
 const isCgroupRef = (value: unknown): value is CgroupRef =>
   typeof value === 'object' &&
   value !== null &&
-  HierarchyName.is((value as { hierarchy?: unknown }).hierarchy) &&
-  CgroupPath.is((value as { path?: unknown }).path)
+  isHierarchyName((value as { hierarchy?: unknown }).hierarchy) &&
+  isCgroupPath((value as { path?: unknown }).path)
 
 /**
  * Decodes an {@link AttachRequest} along the attach fast path: the same
@@ -110,11 +117,11 @@ export const decodeAttachRequestFast = (input: unknown): AttachRequest | undefin
   else return undefined
   if (mode === 'thread' || mode === 'process') {
     const pid = (input as { pid?: unknown }).pid
-    return Pid.is(pid) ? { mode, pid, to: destinations } : undefined
+    return isPid(pid) ? { mode, pid: pid as Pid, to: destinations } : undefined
   }
   if (mode === 'all') {
     const from = (input as { from?: unknown }).from
-    return CgroupPath.is(from) ? { mode, from, to: destinations } : undefined
+    return isCgroupPath(from) ? { mode, from: from as CgroupPath, to: destinations } : undefined
   }
   return undefined
 }
