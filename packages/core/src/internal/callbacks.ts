@@ -48,4 +48,24 @@ export const callbacksOf = (subsystem: Subsystem<any>): AttachCallbacks => {
 export interface ChangedSubsystems {
   readonly ids: ReadonlyArray<number>
   readonly names: ReadonlyArray<string>
+  /** The phases at least one of them has a callback for ({@link phaseBit}); the others are skipped. */
+  readonly phases: number
+}
+
+/** The bit of each phase in {@link ChangedSubsystems.phases}. */
+export const phaseBit = {
+  prepareSleep: 1,
+  prepareSpin: 2,
+  abortSpin: 4,
+  abortSleep: 8,
+  commit: 16,
+  attach: 32,
+  postAttach: 64,
+} as const
+
+/** The phases `callbacks` has a callback for. */
+export const phasesOf = (callbacks: AttachCallbacks): number => {
+  let phases = 0
+  for (const phase of Object.keys(phaseBit) as Array<keyof typeof phaseBit>) if (callbacks[phase] !== undefined) phases |= phaseBit[phase]
+  return phases
 }

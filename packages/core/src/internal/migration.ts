@@ -18,7 +18,7 @@ import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
-import { noCallbacks, type AttachCallbacks, type ChangedSubsystems } from './callbacks.ts'
+import { noCallbacks, phaseBit, phasesOf, type AttachCallbacks, type ChangedSubsystems } from './callbacks.ts'
 import { isPromiseLike, type MaybePromise } from './settle.ts'
 
 /** What a successful transaction did. */
@@ -403,7 +403,7 @@ export const runPhases = (
   const changed = changedSubsystems(host, entries)
   const contexts: Array<SubsystemContext> = []
   for (const id of changed.ids) if (host.callbacks[id] !== noCallbacks) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id, host.callbacks[id]!))
-  return new Phases(tx, contexts, changed.names, owner, lockedGroups, options, skipped).prepareSleep(0)
+  return new Phases(tx, contexts, changed, owner, lockedGroups, options, skipped).prepareSleep(0)
 }
 
 // Subsystems whose css changes for some task, in id order. For one task the
@@ -423,12 +423,16 @@ const changedSubsystems = (host: Host, entries: ReadonlyArray<MigrationEntry>): 
       break
     }
   }
-  const changed: ChangedSubsystems = { ids, names: Object.freeze(ids.map((id) => host.subsystems[id]!.name)) }
+  let phases = 0
+  for (const id of ids) phases |= phasesOf(host.callbacks[id]!)
+  const changed: ChangedSubsystems = { ids, names: Object.freeze(ids.map((id) => host.subsystems[id]!.name)), phases }
   if (only !== undefined && only.from.movesGeneration === host.cssGeneration) only.from.changed.set(only.to, changed)
   return changed
 }
 
 type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
+
+const noContexts: ReadonlyArray<SubsystemContext> = []
 
 const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
   Promise.resolve(promise).then(
@@ -452,8 +456,8 @@ class Phases {
   constructor(
     private readonly tx: Transaction,
     private readonly contexts: ReadonlyArray<SubsystemContext>,
-    /** Every subsystem whose css changes, called or not, for the report. */
-    private readonly changedNames: ReadonlyArray<string>,
+    /** Every subsystem whose css changes, called or not, and the phases they have callbacks for. */
+    private readonly changed: ChangedSubsystems,
     private readonly owner: object,
     private readonly lockedGroups: Array<ThreadGroup>,
     private readonly options: MigrateOptions,
@@ -463,6 +467,11 @@ class Phases {
   prepareSleep(from: number): Outcome {
     const { tx, contexts, options } = this
     tx.phase = 'prepareSleep'
+    // A phase nobody has a callback for is skipped: everyone is prepared.
+    if ((this.changed.phases & phaseBit.prepareSleep) === 0) {
+      this.preparedSleep = contexts.length
+      return this.prepareSpin()
+    }
     for (let i = from; i < contexts.length; i++) {
       const ctx = contexts[i]!
       const prepare = ctx.callbacks.prepareSleep
@@ -509,6 +518,10 @@ class Phases {
     const { tx, contexts, options } = this
     tx.phase = 'prepareSpin'
     tx.spin = true
+    if ((this.changed.phases & phaseBit.prepareSpin) === 0) {
+      this.preparedSpin = contexts.length
+      return this.commit()
+    }
     for (const ctx of contexts) {
       const prepare = ctx.callbacks.prepareSpin
       if (prepare === undefined) {
@@ -559,10 +572,10 @@ class Phases {
     for (const entry of tx.tasks) tx.host.moveTask(entry.task, entry.to)
     tx.outcome = 'committed'
     tx.host.trace.record(tx.id, undefined, 'commit-point', 'ok', tx.tasks.length === 1 ? '1 task' : `${tx.tasks.length} tasks`)
-    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: this.changedNames }
+    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: this.changed.names }
     if (!options.sleep) options.guard!.result = E.right(this.report)
     tx.phase = 'commit'
-    for (const ctx of contexts) {
+    for (const ctx of (this.changed.phases & phaseBit.commit) === 0 ? noContexts : contexts) {
       const commit = ctx.callbacks.commit
       if (commit !== undefined) recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
     }
@@ -597,8 +610,10 @@ class Phases {
   private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
     const tx = this.tx
     tx.phase = phase
-    for (let i = from; i < order.length; i++) {
-      const ctx = order[i]!
+    // A phase nobody has a callback for is skipped.
+    const list = (this.changed.phases & phaseBit[phase]) === 0 ? noContexts : order
+    for (let i = from; i < list.length; i++) {
+      const ctx = list[i]!
       // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
       const callback = phase === 'attach' ? ctx.callbacks.attach : phase === 'postAttach' ? ctx.callbacks.postAttach : ctx.callbacks.abortSleep
       if (callback === undefined) continue
