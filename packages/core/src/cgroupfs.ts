@@ -167,12 +167,12 @@ const coreFiles: ReadonlyArray<CoreFile> = [
     name: 'cgroup.kill',
     on: 'nonroot',
     versions: ['v2'],
-    write: (fs, cgroup, value, operation) => {
+    write: (fs, cgroup, value, operation, wait) => {
       const parsed = kstrtoint(strstrip(value))
       if (typeof parsed === 'string') return fail(parsed, operation)
       if (parsed !== 1) return fail('ERANGE', operation)
       if (cgroup.threaded) return fail('EOPNOTSUPP', operation)
-      return fs.kill(cgroup)
+      return fs.kill(cgroup, operation, wait)
     },
   },
 ]
@@ -349,11 +349,21 @@ export class VirtualCgroupFs implements CgroupFs {
     return E.right(undefined)
   }
 
-  /** @internal cgroup.kill: every process with a task in the subtree exits. */
-  kill(cgroup: Cgroup): Reply<void> {
-    const pids = new Set<number>()
-    for (const at of cgroup.subtree()) for (const task of at.tasks()) if (!task.flags.kthread) pids.add(task.tid)
-    return Promise.all([...pids].map((pid) => this.host.exit(pid)())).then(() => E.right(undefined))
+  /**
+   * @internal cgroup.kill: every process with a task in the subtree exits
+   * (SIGKILL takes the whole thread group). Without waiting, it refuses with
+   * EAGAIN up front while a transaction (which may hold a process's
+   * thread-group lock) is in flight, so it never kills only some.
+   */
+  kill(cgroup: Cgroup, operation: string, wait: boolean): Reply<void> {
+    const tgids = new Set<number>()
+    for (const at of cgroup.subtree()) for (const task of at.tasks()) if (!task.flags.kthread) tgids.add(task.tgid)
+    if (!wait) {
+      if (this.host.mutex.owner !== undefined) return fail('EAGAIN', operation, 'would block on a process being moved')
+      for (const tgid of tgids) this.host.exitSync(tgid, { group: true })
+      return E.right(undefined)
+    }
+    return Promise.all([...tgids].map((tgid) => this.host.exit(tgid, { group: true })())).then(() => E.right(undefined))
   }
 
   /** @internal Names of subsystem ids, in id order, space-separated. */

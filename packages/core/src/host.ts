@@ -497,7 +497,7 @@ export class Host {
 
   // exit_notify + cgroup_exit: leave the css_set's task list (no longer
   // populating), run exit hooks, and self-reap non-leader threads.
-  private finishExit(task: Task): void {
+  private finishExit(task: Task, selfReap = true): void {
     const cssSet = task.cssSet
     cssSet.tasks.delete(task)
     cssSet.zombies.add(task)
@@ -507,7 +507,7 @@ export class Host {
       const css = cssSet.css[id]
       if (css !== undefined) subsystem.exit?.(task, css)
     }
-    if (!task.isLeader) this.release(task)
+    if (selfReap && !task.isLeader) this.release(task)
   }
 
   /** wait(): reaps a zombie process whose threads have all exited. */
@@ -571,7 +571,7 @@ export class Host {
       if (leader !== task) {
         // de_thread: the exec'ing thread becomes the leader and takes its pid.
         if (leader.state === 'running') leader.state = 'exiting'
-        if (leader.state === 'exiting') this.finishExitQuiet(leader)
+        if (leader.state === 'exiting') this.finishExit(leader, false)
         this.release(leader)
         this.taskTable.delete(task.tid)
         task.tid = group.tgid
@@ -581,19 +581,6 @@ export class Host {
       group.mm = new Mm(this.nextMmId++)
       return E.right(task)
     })
-  }
-
-  // Exit without self-reap (the old leader of a de_thread is released by the caller).
-  private finishExitQuiet(task: Task): void {
-    const cssSet = task.cssSet
-    cssSet.tasks.delete(task)
-    cssSet.zombies.add(task)
-    task.state = 'zombie'
-    this.countTask(cssSet, -1)
-    for (const [id, subsystem] of this.subsystems.entries()) {
-      const css = cssSet.css[id]
-      if (css !== undefined) subsystem.exit?.(task, css)
-    }
   }
 
   /** sched_setaffinity: sets the CPUs a task may run on (within its cpuset, if any). */

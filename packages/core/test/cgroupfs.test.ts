@@ -400,6 +400,14 @@ describe('v2 limits, events, stat, kill', () => {
     expect(right(fs.readSync('/u/k/sub/cgroup.threads'))).toBe('')
     right(fs.rmdirSync('/u/k/sub'))
     right(fs.rmdirSync('/u/k'))
+    // Without waiting too: every thread of the process ends.
+    const three = host.spawn()
+    const thread = right(host.forkSync(three.tid, { thread: true }))
+    right(fs.mkdirSync('/u/k2'))
+    right(fs.writeSync('/u/k2/cgroup.procs', `${three.tid}`))
+    right(fs.writeSync('/u/k2/cgroup.kill', '1'))
+    expect([three.state, thread.state]).toEqual(['zombie', 'reaped'])
+    expect(right(fs.readSync('/u/k2/cgroup.events'))).toBe('populated 0\nfrozen 0\n')
   })
 
   it('lists each directory with its files and children, sorted', () => {
