@@ -182,6 +182,16 @@ abstract class Side implements Runner {
   protected fresh(name: string): E.Either<string, void> {
     return this.names.has(name) ? E.left(`${name} is already taken`) : E.right(undefined)
   }
+
+  // What a thread or fork step checks on either side before forking: a free
+  // name for the new task and a live parent process (else the answer to give).
+  protected forkParent(as: string, of: string): Named | Answer {
+    const fresh = this.fresh(as)
+    if (E.isLeft(fresh)) return misuse(fresh.left)
+    const parent = this.named(of, ['process'])
+    if (E.isLeft(parent)) return misuse(parent.left)
+    return parent.right.state === 'live' ? parent.right : { ok: false, error: 'ESRCH' }
+  }
 }
 
 /** The machine's layout as model hierarchies: each sandbox mount, with the subsystems of that name bound to it. */
@@ -268,12 +278,9 @@ export class ModelRunner extends Side {
       }
       case 'thread':
       case 'fork': {
-        const fresh = this.fresh(step.as)
-        if (E.isLeft(fresh)) return misuse(fresh.left)
-        const of = this.named(step.of, ['process'])
-        if (E.isLeft(of)) return misuse(of.left)
-        if (of.right.state !== 'live') return { ok: false, error: 'ESRCH' }
-        const child = host.forkSync(of.right.tid, { thread: step.op === 'thread' })
+        const of = this.forkParent(step.as, step.of)
+        if ('ok' in of) return of
+        const child = host.forkSync(of.tid, { thread: step.op === 'thread' })
         if (E.isLeft(child)) return refused(child.left)
         this.names.set(step.as, { kind: step.op === 'thread' ? 'thread' : 'child', tid: child.right.tid, parent: step.of, state: 'live' })
         return { ok: true }
@@ -423,11 +430,8 @@ export class KernelRunner extends Side {
       }
       case 'thread':
       case 'fork': {
-        const fresh = this.fresh(step.as)
-        if (E.isLeft(fresh)) return misuse(fresh.left)
-        const of = this.named(step.of, ['process'])
-        if (E.isLeft(of)) return misuse(of.left)
-        if (of.right.state !== 'live') return { ok: false, error: 'ESRCH' }
+        const of = this.forkParent(step.as, step.of)
+        if ('ok' in of) return of
         const reply = await this.puppets.get(step.of)!.command(step.op)
         if (!reply.ok) return { ok: false, error: reply.value }
         if (step.op === 'fork') this.sandbox.track(Number(reply.value))
