@@ -41,6 +41,7 @@ export class Hierarchy {
   /** The cgroup at `path` (`/`, `/a/b`), if it exists and is live. */
   lookup(path: string): Cgroup | undefined {
     if (path === '/') return this.root
+    if (path.charCodeAt(0) !== 0x2f) return undefined
     // Paths are looked up on every attach; remember the answers, forgetting removed cgroups.
     const cached = this.byPath.get(path)
     if (cached !== undefined) {

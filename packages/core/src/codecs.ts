@@ -11,9 +11,9 @@ import { badArgument, type BadArgument } from './errors.ts'
 /** The largest PID Linux hands out on 64-bit (`PID_MAX_LIMIT`). */
 export const PID_MAX_LIMIT = 4_194_304
 
-// The predicates behind the codecs, also used directly by the attach fast
-// path (a property test holds the fast path equal to the codecs).
-const isPid = (u: unknown): boolean => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= PID_MAX_LIMIT
+// The predicates behind the codecs.
+/** @internal The {@link Pid} check as a plain predicate. */
+export const isPid = (u: unknown): boolean => typeof u === 'number' && Number.isInteger(u) && u >= 1 && u <= PID_MAX_LIMIT
 // `/`, or `/` + names; a name is 1–255 characters, no `/`, newline or NUL, not `.` or `..`.
 const CGROUP_PATH = /^(?:\/|(?:\/(?!\.\.?(?:\/|$))[^/\n\0]{1,255})+)$/
 const isCgroupPath = (u: unknown): boolean => typeof u === 'string' && CGROUP_PATH.test(u)
@@ -96,35 +96,6 @@ export const AttachRequest = t.union(
 )
 /** A decoded {@link AttachRequest}. */
 export type AttachRequest = t.TypeOf<typeof AttachRequest>
-
-const isCgroupRef = (value: unknown): value is CgroupRef =>
-  typeof value === 'object' &&
-  value !== null &&
-  isHierarchyName((value as { hierarchy?: unknown }).hierarchy) &&
-  isCgroupPath((value as { path?: unknown }).path)
-
-/**
- * Decodes an {@link AttachRequest} along the attach fast path: the same
- * acceptance as the codec (a property test holds them equal) without the
- * union machinery; undefined means "let the codec decode it and explain".
- */
-export const decodeAttachRequestFast = (input: unknown): AttachRequest | undefined => {
-  if (typeof input !== 'object' || input === null) return undefined
-  const { mode, to } = input as { mode?: unknown; to?: unknown }
-  let destinations: AttachRequest['to']
-  if (isCgroupRef(to)) destinations = { hierarchy: to.hierarchy, path: to.path }
-  else if (Array.isArray(to) && to.every(isCgroupRef)) destinations = to.map((ref: CgroupRef) => ({ hierarchy: ref.hierarchy, path: ref.path }))
-  else return undefined
-  if (mode === 'thread' || mode === 'process') {
-    const pid = (input as { pid?: unknown }).pid
-    return isPid(pid) ? { mode, pid: pid as Pid, to: destinations } : undefined
-  }
-  if (mode === 'all') {
-    const from = (input as { from?: unknown }).from
-    return isCgroupPath(from) ? { mode, from: from as CgroupPath, to: destinations } : undefined
-  }
-  return undefined
-}
 
 /** Scheduling policy of a task, as far as controllers care. */
 export const SchedPolicy = t.keyof({ normal: null, batch: null, idle: null, fifo: null, rr: null }, 'SchedPolicy')

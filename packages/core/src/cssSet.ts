@@ -10,7 +10,7 @@
  * @module cssSet
  */
 import type { Cgroup } from './cgroup.ts'
-import type { ChangedSubsystems } from './internal/callbacks.ts'
+import type { ChangedSubsystems } from './internal/migration.ts'
 import type { Subsystem } from './subsystem.ts'
 import type { Task } from './task.ts'
 

@@ -16,7 +16,7 @@ import type * as TE from 'fp-ts/lib/TaskEither.js'
 import * as t from 'io-ts'
 import { Cgroup, Hierarchy, type HierarchyVersion } from './cgroup.ts'
 import { realClock, type Clock } from './clock.ts'
-import { AttachRequest, CgroupName, CgroupRef, decode, decodeAttachRequestFast, Pid, SchedPolicy } from './codecs.ts'
+import { CgroupName, CgroupRef, decode, HierarchyName, Pid, SchedPolicy } from './codecs.ts'
 import { Css, type CssSet } from './cssSet.ts'
 import { badArgument, faultError, isCgtxError, systemError, type BadArgument, type CgtxError, type SystemError } from './errors.ts'
 import { LockValidator } from './lockValidator.ts'
@@ -24,8 +24,8 @@ import { SleepLock } from './locks.ts'
 import { Trace } from './trace.ts'
 import { callbacksOf, type AttachCallbacks } from './internal/callbacks.ts'
 import { CssSetTable } from './internal/cssSetTable.ts'
-import { migrate, migrateResolved, type AttachReport, type MigrateOptions } from './internal/migration.ts'
-import { isPromiseLike, type MaybePromise } from './internal/settle.ts'
+import { transactionFor, transactionOf, Transaction, type AttachReport } from './internal/migration.ts'
+import type { MaybePromise } from './internal/settle.ts'
 import type { ForkContext, Subsystem } from './subsystem.ts'
 import { Mm, Task, ThreadGroup, type TaskFlags } from './task.ts'
 
@@ -170,7 +170,7 @@ export class Host {
     const mounts = new Set<string>()
     let unified = 0
     for (const [i, hierarchy] of spec.hierarchies.entries()) {
-      if (mounts.has(hierarchy.name) || !/^[A-Za-z0-9_][A-Za-z0-9_,.=-]*$/.test(hierarchy.name))
+      if (mounts.has(hierarchy.name) || !HierarchyName.is(hierarchy.name))
         return E.left(badArgument(`config.hierarchies.${i}.name`, hierarchy.name, 'a unique mount name'))
       mounts.add(hierarchy.name)
       if (hierarchy.version === 'v2' && ++unified > 1)
@@ -629,8 +629,8 @@ export class Host {
    */
   attach(request: unknown): TE.TaskEither<CgtxError, AttachReport> {
     return () => {
-      const decoded = decodeAttachRequest(request)
-      return Promise.resolve('_tag' in decoded ? E.left(decoded) : migrate(this, decoded, { sleep: true }))
+      const tx = transactionFor(this, request, true)
+      return Promise.resolve(tx instanceof Transaction ? tx.run() : E.left(tx))
     }
   }
 
@@ -641,12 +641,8 @@ export class Host {
    * group mutex is released).
    */
   attachSync(request: unknown): E.Either<CgtxError, AttachReport> {
-    const decoded = decodeAttachRequest(request)
-    if ('_tag' in decoded) return E.left(decoded)
-    const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
-    const outcome = migrate(this, decoded, { sleep: false, guard })
-    if (!isPromiseLike(outcome)) return outcome
-    return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
+    const tx = transactionFor(this, request, false)
+    return tx instanceof Transaction ? tx.runNow() : E.left(tx)
   }
 
   /**
@@ -656,30 +652,31 @@ export class Host {
    * (default) or `process`.
    */
   attachTask(task: unknown, to: unknown, mode: unknown = 'thread'): TE.TaskEither<CgtxError, AttachReport> {
-    return () => Promise.resolve(this.attachTaskWith(task, to, mode, { sleep: true }))
+    return () => {
+      const tx = this.taskTransaction(task, to, mode, true)
+      return Promise.resolve(tx instanceof Transaction ? tx.run() : E.left(tx))
+    }
   }
 
   /** {@link Host.attachTask} without waiting, with the rules of {@link Host.attachSync}. */
   attachTaskSync(task: unknown, to: unknown, mode: unknown = 'thread'): E.Either<CgtxError, AttachReport> {
-    const guard: { result?: E.Either<CgtxError, AttachReport> } = {}
-    const outcome = this.attachTaskWith(task, to, mode, { sleep: false, guard })
-    if (!isPromiseLike(outcome)) return outcome
-    return guard.result ?? E.left(systemError('EAGAIN', 'attach', { reason: 'would sleep' }))
+    const tx = this.taskTransaction(task, to, mode, false)
+    return tx instanceof Transaction ? tx.runNow() : E.left(tx)
   }
 
-  private attachTaskWith(task: unknown, to: unknown, mode: unknown, options: MigrateOptions): MaybePromise<E.Either<CgtxError, AttachReport>> {
-    if (mode !== 'thread' && mode !== 'process') return E.left(badArgument('mode', mode, "'thread' | 'process'"))
-    if (!(task instanceof Task) || !this.owns(task)) return E.left(badArgument('task', task, 'a task of this host'))
+  private taskTransaction(task: unknown, to: unknown, mode: unknown, sleep: boolean): Transaction | CgtxError {
+    if (mode !== 'thread' && mode !== 'process') return badArgument('mode', mode, "'thread' | 'process'")
+    if (!(task instanceof Task) || !this.owns(task)) return badArgument('task', task, 'a task of this host')
     const destinations = to instanceof Cgroup ? [to] : to
-    if (!Array.isArray(destinations) || destinations.length === 0) return E.left(badArgument('to', to, 'a cgroup of this host, or a non-empty array of them'))
+    if (!Array.isArray(destinations) || destinations.length === 0) return badArgument('to', to, 'a cgroup of this host, or a non-empty array of them')
     for (const [i, cgroup] of destinations.entries()) {
       const field = to instanceof Cgroup ? 'to' : `to.${i}`
       if (!(cgroup instanceof Cgroup) || this.hierarchies[cgroup.hierarchy.index] !== cgroup.hierarchy)
-        return E.left(badArgument(field, cgroup, 'a cgroup of this host'))
+        return badArgument(field, cgroup, 'a cgroup of this host')
       if (destinations.some((other: unknown, j) => j < i && (other as Cgroup).hierarchy === cgroup.hierarchy))
-        return E.left(badArgument(field, cgroup.path, 'one destination per hierarchy'))
+        return badArgument(field, cgroup.path, 'one destination per hierarchy')
     }
-    return migrateResolved(this, { mode, task }, destinations as ReadonlyArray<Cgroup>, options)
+    return transactionOf(this, { mode, task }, destinations as ReadonlyArray<Cgroup>, sleep)
   }
 
   // A task object of this host: its css_set's cgroups are this host's hierarchies'.
@@ -781,10 +778,3 @@ export class Host {
 
 const PID_LIMIT = 4_194_304
 
-// The decoded request, or the BadArgument saying why not (no Either on the fast path).
-const decodeAttachRequest = (request: unknown): AttachRequest | BadArgument => {
-  const fast = decodeAttachRequestFast(request)
-  if (fast !== undefined) return fast
-  const decoded = decode(AttachRequest, request, 'request')
-  return E.isLeft(decoded) ? decoded.left : decoded.right
-}

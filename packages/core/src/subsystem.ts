@@ -44,7 +44,13 @@ export interface MigrationEntry {
   readonly to: CssSet
 }
 
-/** The transaction as one subsystem sees it during one callback. */
+/**
+ * The transaction as one subsystem sees it during its callbacks. Like the
+ * kernel's on-stack taskset it is valid only while the transaction runs: a
+ * host hands each subsystem the same context object in every transaction,
+ * pointed at the running one, so keep `privateState` (reset per transaction)
+ * rather than the context, and tell transactions apart by `transaction`.
+ */
 export interface AttachContext<S = unknown> {
   /** Transaction number, as in the trace. */
   readonly transaction: number

@@ -1,34 +1,59 @@
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AttachRequest, CgroupPath, decode } from '@cgtx/core'
-import { decodeAttachRequestFast } from '../src/codecs.ts'
+import { AttachRequest, CgroupPath, decode, Host } from '@cgtx/core'
+import { resolveKnown } from '../src/internal/migration.ts'
 
-// Inputs that are valid, nearly valid, and anything at all.
+// Inputs that are valid, nearly valid, and anything at all; paths and refs
+// mostly name the cgroups the test host has, or nearly.
 const name = fc.oneof(fc.constantFrom('a', 'b', '.', '..', '...', 'x y', 'a\nb', ''), fc.string({ maxLength: 4 }))
-const path = fc.oneof(fc.constant('/'), fc.array(name, { minLength: 1, maxLength: 3 }).map((names) => `/${names.join('/')}`), fc.string({ maxLength: 6 }))
-const ref = fc.record({ hierarchy: fc.oneof(fc.constantFrom('h', 'cpu,cpuacct', 'bad/name', ''), fc.string({ maxLength: 3 })), path }, { requiredKeys: [] })
+const existing = ['/', '/a', '/a/b', '/b', '/...', '/.a']
+const path = fc.oneof(
+  fc.constantFrom(...existing),
+  fc.constantFrom('a', 'xa', '/a/', '//a', '/a//b', '/c', '/a/./b', ''),
+  fc.array(name, { minLength: 1, maxLength: 3 }).map((names) => `/${names.join('/')}`),
+  fc.string({ maxLength: 6 }),
+)
+const hierarchy = fc.oneof(fc.constantFrom('h', 'cpu,cpuacct', 'h ', 'bad/name', ''), fc.string({ maxLength: 3 }))
+const ref = fc.oneof(fc.record({ hierarchy: fc.constantFrom('h', 'cpu,cpuacct'), path: fc.constantFrom(...existing) }), fc.record({ hierarchy, path }, { requiredKeys: [] }))
 const request = fc.record(
   {
     mode: fc.constantFrom('thread', 'process', 'all', 'other'),
-    pid: fc.oneof(fc.integer({ min: -2, max: 5_000_000 }), fc.double(), fc.string({ maxLength: 2 })),
+    pid: fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: -2, max: 5_000_000 }), fc.double(), fc.string({ maxLength: 2 })),
     from: path,
     to: fc.oneof(ref, fc.array(ref, { maxLength: 3 }), fc.anything()),
     extra: fc.anything(),
   },
-  { requiredKeys: [] },
+  { requiredKeys: ['mode', 'to'] },
 )
 
 describe('codecs', () => {
-  it('the attach fast path accepts exactly what the AttachRequest codec accepts, with the same result', () => {
+  it('attach requests naming existing cgroups skip the codec: accepted exactly when the codec accepts them, resolved alike', () => {
+    const host = (Host.create({ hierarchies: [{ name: 'h' }, { name: 'cpu,cpuacct' }] }) as E.Right<Host>).right
+    for (const at of ['/a', '/a/b', '/b', '/...', '/.a']) for (const hierarchy of ['h', 'cpu,cpuacct']) host.mkdirSync({ hierarchy, path: at })
     fc.assert(
       fc.property(fc.oneof(request, fc.anything()), (input) => {
         const slow = decode(AttachRequest, input, 'request')
-        const fast = decodeAttachRequestFast(input)
-        expect(fast !== undefined).toBe(E.isRight(slow))
-        if (fast !== undefined && E.isRight(slow)) expect(fast).toEqual(slow.right)
+        const fast = resolveKnown(host, input, false)
+        if (E.isLeft(slow)) {
+          expect(fast).toBeUndefined()
+          return
+        }
+        const decoded = slow.right
+        const refs = Array.isArray(decoded.to) ? decoded.to : [decoded.to]
+        const destinations = refs.map((ref) => host.hierarchy(ref.hierarchy)?.lookup(ref.path))
+        const resolvable =
+          refs.length > 0 &&
+          destinations.every((cgroup) => cgroup !== undefined) &&
+          new Set(refs.map((ref) => ref.hierarchy)).size === refs.length &&
+          (decoded.mode !== 'all' || destinations[0]!.hierarchy.lookup(decoded.from) !== undefined)
+        expect(fast !== undefined).toBe(resolvable)
+        if (fast === undefined) return
+        expect(fast.mode).toBe(decoded.mode)
+        expect(fast.subject).toBe(decoded.mode === 'all' ? decoded.from : decoded.pid)
+        expect(fast.destinations).toEqual(destinations)
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     )
   })
 

@@ -170,17 +170,19 @@ export const movesOf = <S>(ctx: AttachContext<S>): ReadonlyArray<Move<S>> => {
   return moves
 }
 
-// One subsystem's moves, computed once per transaction: its callbacks all
-// get the same (per-subsystem, per-transaction) context object, so the last
-// one seen is remembered; another context (an interleaved transaction) just
-// recomputes.
+// One subsystem's moves, computed once per transaction: its callbacks in one
+// transaction all get the same context, showing the same transaction number,
+// so the last pair seen is remembered; anything else (the next transaction,
+// another host) recomputes.
 const movesCache = () => {
   let lastContext: AttachContext<unknown> | undefined
+  let lastTransaction = -1
   let lastMoves: ReadonlyArray<Move<unknown>> = []
   return <S>(ctx: AttachContext<S>): ReadonlyArray<Move<S>> => {
-    if (ctx !== lastContext) {
+    if (ctx !== lastContext || ctx.transaction !== lastTransaction) {
       lastMoves = movesOf(ctx) as ReadonlyArray<Move<unknown>>
       lastContext = ctx as AttachContext<unknown>
+      lastTransaction = ctx.transaction
     }
     return lastMoves as ReadonlyArray<Move<S>>
   }

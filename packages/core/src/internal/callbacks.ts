@@ -44,15 +44,7 @@ export const callbacksOf = (subsystem: Subsystem<any>): AttachCallbacks => {
   return Object.values(callbacks).every((callback) => callback === undefined) ? noCallbacks : callbacks
 }
 
-/** Subsystems whose css a transaction changes: ids in call order, and their names for the report. */
-export interface ChangedSubsystems {
-  readonly ids: ReadonlyArray<number>
-  readonly names: ReadonlyArray<string>
-  /** The phases at least one of them has a callback for ({@link phaseBit}); the others are skipped. */
-  readonly phases: number
-}
-
-/** The bit of each phase in {@link ChangedSubsystems.phases}. */
+/** The bit of each phase in a set of phases (a transaction skips the phases nobody has a callback for). */
 export const phaseBit = {
   prepareSleep: 1,
   prepareSpin: 2,

@@ -7,10 +7,16 @@
  * something must wait (a contended lock, a callback that returns a promise);
  * only then does it return a promise that continues from that point. An
  * uncontended transaction through synchronous subsystems creates no promise.
+ *
+ * One {@link Transaction} object carries an attach from the request to its
+ * end, and the subsystems' contexts are made once per host and pointed at
+ * the running transaction (the group mutex lets only one run at a time, and
+ * a context, like the kernel's on-stack taskset, is valid only during the
+ * callbacks): the synchronous path allocates little besides its report.
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type { Cgroup } from '../cgroup.ts'
-import type { AttachMode, AttachRequest } from '../codecs.ts'
+import { AttachRequest, decode, isPid, type AttachMode } from '../codecs.ts'
 import type { Css, CssSet } from '../cssSet.ts'
 import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type Errno, type Fault, type SystemError } from '../errors.ts'
 import type { Host } from '../host.ts'
@@ -18,7 +24,7 @@ import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
-import { noCallbacks, phaseBit, phasesOf, type AttachCallbacks, type ChangedSubsystems } from './callbacks.ts'
+import { noCallbacks, phaseBit, phasesOf, type AttachCallbacks } from './callbacks.ts'
 import { isPromiseLike, type MaybePromise } from './settle.ts'
 
 /** What a successful transaction did. */
@@ -32,11 +38,34 @@ export interface AttachReport {
   readonly subsystems: ReadonlyArray<string>
 }
 
+/** Where a synchronous caller reads the result a transaction reached before it had to wait. */
+export interface EarlyResult {
+  result?: E.Either<CgtxError, AttachReport> | undefined
+}
+
 /** How the engine runs: may it wait, and where a synchronous caller reads an early result. */
 export interface MigrateOptions {
   readonly sleep: boolean
-  readonly guard?: { result?: E.Either<CgtxError, AttachReport> }
+  readonly guard?: EarlyResult
 }
+
+/** Subsystems whose css a transaction changes: ids in call order, their names for the report, the contexts called. */
+export interface ChangedSubsystems {
+  readonly ids: ReadonlyArray<number>
+  readonly names: ReadonlyArray<string>
+  /** The phases at least one of them has a callback for ({@link phaseBit}); the others are skipped. */
+  readonly phases: number
+  /** The contexts of those with attach callbacks, in id order. */
+  readonly contexts: ReadonlyArray<SubsystemContext>
+}
+
+/**
+ * Who moves: a thread or a process named by pid or held as a Task, or every
+ * task of a cgroup named by path (in the first destination's hierarchy) or held.
+ */
+export type Subject =
+  | { readonly mode: 'thread' | 'process'; readonly task: number | Task }
+  | { readonly mode: 'all'; readonly from: string | Cgroup }
 
 // A lock rule broken inside a callback; thrown through the plugin's code and
 // caught around the callback.
@@ -44,29 +73,351 @@ class LockRuleBroken {
   constructor(readonly rule: LockRule, readonly message: string) {}
 }
 
-type Held = { readonly lock: Lock; readonly release: () => void; readonly by: number }
+// What a callback threw (or a promise rejected with), told apart from any
+// value a callback may return by its class.
+class Thrown {
+  constructor(readonly error: unknown) {}
+}
 
-// Transaction-wide state shared by the per-subsystem contexts.
-class Transaction {
-  readonly held: Array<Held> = []
+type Held = { readonly lock: Lock; readonly release: () => void; readonly by: number }
+type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
+type Ref = { readonly hierarchy: string; readonly path: string }
+
+const noTids: ReadonlyArray<number> = Object.freeze([])
+const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
+
+/**
+ * @internal One attach from the group mutex to its end: who moves, where to,
+ * the taskset, the phase reached, and every lock taken (it owns them all).
+ */
+export class Transaction implements EarlyResult {
+  id = 0
+  /** The early result for a synchronous caller (see {@link EarlyResult}). */
+  result: E.Either<CgtxError, AttachReport> | undefined = undefined
+  guard: EarlyResult = this
+  /** Holds the group mutex and the thread-group locks: this transaction, or the caller that took them for it. */
+  groupOwner: object = this
+  locked: Array<ThreadGroup> = []
+  leader: Task | undefined = undefined
+  source: Cgroup | undefined = undefined
+  tasks: ReadonlyArray<MigrationEntry> = []
+  skipped: Array<number> | undefined = undefined
+  changed: ChangedSubsystems | undefined = undefined
+  contexts: ReadonlyArray<SubsystemContext> = []
+  held: Array<Held> | undefined = undefined
   // Created on first use: most transactions take no mmap lock.
-  mmapCounts: Map<Mm, number> | undefined
+  mmapCounts: Map<Mm, number> | undefined = undefined
   spin = false
   phase: AttachPhase = 'prepareSleep'
-  violation: { readonly rule: LockRule; readonly subsystem: string; readonly message: string } | undefined
-  outcome: 'committed' | 'aborted' | undefined
+  violation: { readonly rule: LockRule; readonly subsystem: string; readonly message: string } | undefined = undefined
+  outcome: 'committed' | 'aborted' | undefined = undefined
+  // Subsystems prepared so far: always a prefix of `contexts` (a failing one is not counted).
+  preparedSleep = 0
+  preparedSpin = 0
+  failure: SystemError | undefined = undefined
+  // The result once committed.
+  committed: E.Right<AttachReport> | undefined = undefined
+  // Built only when an error or the trace needs it: the happy path formats nothing.
+  described: string | undefined = undefined
 
   constructor(
     readonly host: Host,
-    readonly id: number,
+    readonly sleep: boolean,
     readonly mode: AttachMode,
-    readonly operation: () => string,
-    readonly tasks: ReadonlyArray<MigrationEntry>,
+    /** The thread or process (mode thread / process), or the source cgroup (mode all). */
+    readonly subject: number | Task | string | Cgroup,
     readonly destinations: ReadonlyArray<Cgroup>,
   ) {}
 
+  /** What this transaction does, for errors and the trace. */
+  operation(): string {
+    return (this.described ??= describeAttach(this.mode, this.subject, this.destinations.map(refOf)))
+  }
+
+  /** Runs the transaction: synchronously unless it has to wait (and may). */
+  run(): MaybePromise<E.Either<CgtxError, AttachReport>> {
+    const host = this.host
+    if (host.mutex.tryAcquire(this)) return this.underMutex()
+    if (!this.sleep) return E.left(systemError('EAGAIN', this.operation(), { reason: 'would block on cgroup_mutex' }))
+    return Promise.resolve(host.mutex.acquire(this)).then(() => this.underMutex())
+  }
+
+  /**
+   * Runs a transaction made with `sleep: false`: the result, or the one it
+   * reached before a stray promise kept it running (EAGAIN if none).
+   */
+  runNow(): E.Either<CgtxError, AttachReport> {
+    const outcome = this.run()
+    if (!isPromiseLike(outcome)) return outcome
+    return this.result ?? E.left(systemError('EAGAIN', this.operation(), { reason: 'would sleep' }))
+  }
+
+  // Holding the group mutex; releases it (and any thread-group lock) once the
+  // transaction is over, now or later.
+  private underMutex(): MaybePromise<E.Either<CgtxError, AttachReport>> {
+    let result: MaybePromise<E.Either<CgtxError, AttachReport>>
+    try {
+      result = this.findAndLock()
+    } catch (error) {
+      this.releaseMutex()
+      throw error
+    }
+    if (!isPromiseLike(result)) {
+      this.releaseMutex()
+      return result
+    }
+    return Promise.resolve(result).finally(() => this.releaseMutex())
+  }
+
+  private releaseMutex(): void {
+    for (const group of this.locked) if (group.lock.writeOwner === this) group.lock.releaseWrite(this)
+    this.host.mutex.release(this)
+  }
+
+  // Find the task(s) under the mutex, as cgroup_procs_write_start does, and
+  // keep fork / exec / exit out of every process involved.
+  private findAndLock(): MaybePromise<E.Either<CgtxError, AttachReport>> {
+    const { host, subject } = this
+    this.id = host.newTransaction()
+    for (const cgroup of this.destinations) if (cgroup.dead) return E.left(systemError('ENODEV', this.operation()))
+    if (this.mode === 'all') {
+      const from = subject as string | Cgroup
+      this.source = typeof from === 'string' ? this.destinations[0]!.hierarchy.lookup(from) : from.dead ? undefined : from
+      if (this.source === undefined) return E.left(systemError('ENOENT', this.operation()))
+    } else {
+      let leader = typeof subject === 'number' ? host.task(subject) : (subject as Task)
+      if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', this.operation()))
+      if (this.mode === 'process') leader = leader.group.leader
+      if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', this.operation(), { reason: 'PF_NO_SETAFFINITY' }))
+      this.leader = leader
+    }
+    const done = lockThreadGroups(this.leader, this.source === undefined ? noCgroups : [this.source], this, this.locked, this.sleep)
+    return isPromiseLike(done) ? Promise.resolve(done).then((locked) => this.buildAndRun(locked)) : this.buildAndRun(done)
+  }
+
+  // Vet the destinations, build the taskset (live tasks whose css_set changes), run the phases.
+  private buildAndRun(locked: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> {
+    const { host, mode, destinations, leader } = this
+    if (!locked) return E.left(systemError('EAGAIN', this.operation(), { reason: 'would block on the thread-group lock' }))
+    for (const dst of destinations) {
+      const refused = vetDestination(host, dst, mode, leader)
+      if (refused !== undefined) return E.left(systemError(refused.errno, this.operation(), { reason: refused.reason }))
+    }
+    const entries: Array<MigrationEntry> = []
+    if (mode === 'thread') this.addEntry(leader!, entries)
+    else for (const task of mode === 'process' ? leader!.group.threads : this.source!.tasks()) this.addEntry(task, entries)
+    if (entries.length === 0) return E.right({ transaction: this.id, moved: [], skipped: this.skipped ?? noTids, subsystems: [] })
+    host.trace.tick()
+    if (mode === 'all' || destinations.length > 1) host.trace.record(this.id, undefined, 'begin', 'ok', this.operation())
+    else host.trace.recordFormatted(this.id, undefined, 'begin', 'ok', describeBegin, mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
+    return this.runPhases(entries)
+  }
+
+  private addEntry(task: Task, entries: Array<MigrationEntry>): void {
+    if (task.state !== 'running') {
+      if (task.state === 'exiting') (this.skipped ??= []).push(task.tid)
+      return
+    }
+    const to = destinationCssSet(this.host, task.cssSet, this.destinations)
+    if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
+  }
+
+  /** The phases over a built taskset; the caller holds the mutex and has recorded `begin`. */
+  runPhases(entries: ReadonlyArray<MigrationEntry>): Outcome {
+    this.tasks = entries
+    // A subsystem whose css changes but that has no attach callback is reported, not called.
+    const changed = changedSubsystems(this.host, entries)
+    this.changed = changed
+    this.contexts = changed.contexts
+    for (const ctx of changed.contexts) {
+      ctx.tx = this
+      ctx.privateState = undefined
+    }
+    return this.prepareSleep(0)
+  }
+
+  // ------------------------------------------------------------- phases
+
+  private prepareSleep(from: number): Outcome {
+    const contexts = this.contexts
+    this.phase = 'prepareSleep'
+    // A phase nobody has a callback for is skipped: everyone is prepared.
+    if ((this.changed!.phases & phaseBit.prepareSleep) === 0) {
+      this.preparedSleep = contexts.length
+      return this.prepareSpin()
+    }
+    for (let i = from; i < contexts.length; i++) {
+      const ctx = contexts[i]!
+      const prepare = ctx.callbacks.prepareSleep
+      if (prepare === undefined) {
+        this.preparedSleep++
+        continue
+      }
+      const outcome = invoke(prepare, ctx)
+      if (isPromiseLike(outcome)) {
+        // In a synchronous attach a sleeping prepare is a fault; the caller
+        // gets it now, and the stray is waited for (and undone) before the
+        // group mutex is released.
+        let slept: SystemError | undefined
+        if (!this.sleep) {
+          slept = faultError(this.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' })
+          this.guard.result ??= E.left(slept)
+        }
+        return settle(outcome).then((settled) => {
+          this.host.trace.tick()
+          return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
+        })
+      }
+      if (!this.preparedSleepOne(ctx, outcome, undefined)) return this.abort()
+    }
+    return this.prepareSpin()
+  }
+
+  // Records one prepareSleep outcome; false if the transaction fails here.
+  private preparedSleepOne(ctx: SubsystemContext, outcome: unknown, slept: SystemError | undefined): boolean {
+    const refused = failureOf(this, ctx.subsystem, 'prepareSleep', outcome)
+    if (refused === undefined) this.preparedSleep++
+    const failure = refused ?? slept
+    if (failure === undefined) {
+      this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSleep', 'ok')
+      return true
+    }
+    this.failure = failure
+    this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSleep', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+    return false
+  }
+
+  // Synchronous only: a promise or a sleeping lock is a fault.
+  private prepareSpin(): Outcome {
+    const { host, contexts } = this
+    this.phase = 'prepareSpin'
+    this.spin = true
+    if ((this.changed!.phases & phaseBit.prepareSpin) === 0) {
+      this.preparedSpin = contexts.length
+      return this.commit()
+    }
+    for (const ctx of contexts) {
+      const prepare = ctx.callbacks.prepareSpin
+      if (prepare === undefined) {
+        this.preparedSpin++
+        continue
+      }
+      const outcome = invoke(prepare, ctx)
+      if (isPromiseLike(outcome)) {
+        const failure = faultError(this.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
+        this.failure = failure
+        if (!this.sleep) this.guard.result ??= E.left(failure)
+        host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
+        // Wait for the stray to settle; if it succeeded it must be undone too.
+        return settle(outcome).then((settled) => {
+          host.trace.tick()
+          if (failureOf(this, ctx.subsystem, 'prepareSpin', settled) === undefined && this.violation === undefined) this.preparedSpin++
+          return this.abort()
+        })
+      }
+      const refused = failureOf(this, ctx.subsystem, 'prepareSpin', outcome)
+      if (refused !== undefined) {
+        this.failure = refused
+        host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
+        return this.abort()
+      }
+      this.preparedSpin++
+      host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'ok')
+    }
+    return this.commit()
+  }
+
+  // abortSpin on those whose prepareSpin succeeded, then abortSleep.
+  private abort(): Outcome {
+    this.outcome = 'aborted'
+    this.phase = 'abortSpin'
+    for (const ctx of ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSpin))) {
+      const abort = ctx.callbacks.abortSpin
+      if (abort !== undefined) recordInfallible(this, ctx, 'abortSpin', invoke(abort, ctx), false)
+    }
+    this.spin = false
+    return this.sleepingPhase('abortSleep', ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
+  }
+
+  // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
+  private commit(): Outcome {
+    const { host, tasks } = this
+    for (const entry of tasks) host.moveTask(entry.task, entry.to)
+    this.outcome = 'committed'
+    host.trace.record(this.id, undefined, 'commit-point', 'ok', tasks.length === 1 ? '1 task' : `${tasks.length} tasks`)
+    const report: AttachReport = { transaction: this.id, moved: tidsOf(tasks), skipped: this.skipped ?? noTids, subsystems: this.changed!.names }
+    this.committed = E.right(report) as E.Right<AttachReport>
+    // A synchronous caller left waiting on a stray (in attach) reads it now.
+    if (!this.sleep) this.guard.result = this.committed
+    this.phase = 'commit'
+    if ((this.changed!.phases & phaseBit.commit) !== 0) {
+      for (const ctx of this.contexts) {
+        const commit = ctx.callbacks.commit
+        if (commit !== undefined) recordInfallible(this, ctx, 'commit', invoke(commit, ctx), false)
+      }
+    }
+    this.spin = false
+    this.releaseAll()
+    // Post-commit: may sleep, cannot fail.
+    return this.sleepingPhase('attach', this.contexts, 0)
+  }
+
+  // After the thread-group locks drop, for every called subsystem, success or failure.
+  private postAttach(): Outcome {
+    // The caller's release skips groups no longer held by the owner.
+    for (const group of this.locked) group.lock.releaseWrite(this.groupOwner)
+    return this.sleepingPhase('postAttach', this.contexts, 0)
+  }
+
+  private end(): Outcome {
+    const failure = this.failure
+    if (failure !== undefined) {
+      this.host.trace.record(this.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+      return E.left(failure)
+    }
+    const tasks = this.tasks.length
+    this.host.trace.record(this.id, undefined, 'end', 'ok', tasks === 1 ? 'moved 1' : `moved ${tasks}`)
+    return this.committed!
+  }
+
+  /**
+   * A phase whose callbacks may sleep and cannot fail (abortSleep, attach,
+   * postAttach): each in `order` from `from`, waiting where one returns a
+   * promise; then the locks taken are released and the next phase runs.
+   */
+  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
+    this.phase = phase
+    // A phase nobody has a callback for is skipped.
+    if ((this.changed!.phases & phaseBit[phase]) !== 0) {
+      for (let i = from; i < order.length; i++) {
+        const ctx = order[i]!
+        // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
+        const callback = phase === 'attach' ? ctx.callbacks.attach : phase === 'postAttach' ? ctx.callbacks.postAttach : ctx.callbacks.abortSleep
+        if (callback === undefined) continue
+        const outcome = invoke(callback, ctx)
+        if (isPromiseLike(outcome))
+          return settle(outcome).then((settled) => {
+            this.host.trace.tick()
+            recordInfallible(this, ctx, phase, settled, true)
+            return this.sleepingPhase(phase, order, i + 1)
+          })
+        recordInfallible(this, ctx, phase, outcome, true)
+      }
+    }
+    this.releaseAll()
+    // abortSleep and attach are followed by postAttach, postAttach by the end.
+    return phase === 'postAttach' ? this.end() : this.postAttach()
+  }
+
+  // ------------------------------------------------- locks of subsystems
+
   heldLocks(): Array<Lock> {
-    return this.held.map((entry) => entry.lock)
+    return this.held === undefined ? [] : this.held.map((entry) => entry.lock)
+  }
+
+  hold(lock: Lock, by: number, release: () => void): void {
+    this.held ??= []
+    this.held.push({ lock, by, release })
   }
 
   breakRule(subsystem: string, rule: LockRule, lock: Lock, extra: { holder?: string; cycle?: ReadonlyArray<string> } = {}): never {
@@ -87,20 +438,24 @@ class Transaction {
     if (cycle !== undefined) this.breakRule(subsystem, 'order-cycle', lock, { cycle })
   }
 
-  releaseAll(): void {
-    if (this.held.length === 0) return
-    for (let i = this.held.length - 1; i >= 0; i--) this.held[i]!.release()
-    this.held.length = 0
+  private releaseAll(): void {
+    const held = this.held
+    if (held === undefined || held.length === 0) return
+    for (let i = held.length - 1; i >= 0; i--) held[i]!.release()
+    held.length = 0
     this.mmapCounts = undefined
   }
 }
 
-// One subsystem's view; one object per subsystem per transaction.
+/**
+ * One subsystem's view of the running transaction. Made once per host and
+ * subsystem and pointed at each transaction that calls it.
+ */
 class SubsystemContext implements AttachContext<unknown> {
+  tx!: Transaction
   privateState: unknown = undefined
 
   constructor(
-    private readonly tx: Transaction,
     readonly subsystem: Subsystem<unknown>,
     private readonly id: number,
     /** The subsystem's callbacks as the host read them. */
@@ -142,14 +497,13 @@ class SubsystemContext implements AttachContext<unknown> {
     const tx = this.tx
     const name = this.subsystem.name
     if (tx.spin) tx.breakRule(name, 'sleep-in-spin', lock)
-    const holder = tx.held.find((entry) => entry.lock === lock)
+    const holder = tx.held?.find((entry) => entry.lock === lock)
     if (holder !== undefined) {
       tx.breakRule(name, 'shared-in-prepareSleep', lock, { holder: tx.host.subsystems[holder.by]!.name })
     }
     tx.checkOrder(name, lock)
-    const owner = tx
-    tx.held.push({ lock, by: this.id, release: () => lock.release(owner) })
-    return lock.acquire(owner)
+    tx.hold(lock, this.id, () => lock.release(tx))
+    return lock.acquire(tx)
   }
 
   lockSpin(lock: SpinLock): void {
@@ -158,7 +512,7 @@ class SubsystemContext implements AttachContext<unknown> {
     if (lock.owner !== undefined) tx.breakRule(name, 'spin-contended', lock)
     tx.checkOrder(name, lock)
     lock.tryLock(tx)
-    tx.held.push({ lock, by: this.id, release: () => lock.unlock(tx) })
+    tx.hold(lock, this.id, () => lock.unlock(tx))
   }
 
   lockMmap(mm: Mm): void | Promise<void> {
@@ -169,29 +523,161 @@ class SubsystemContext implements AttachContext<unknown> {
     tx.mmapCounts.set(mm, count + 1)
     if (count > 0) return undefined
     tx.checkOrder(this.subsystem.name, mm.mmapLock)
-    tx.held.push({ lock: mm.mmapLock, by: this.id, release: () => mm.mmapLock.releaseRead() })
+    tx.hold(mm.mmapLock, this.id, () => mm.mmapLock.releaseRead())
     return mm.mmapLock.read(tx)
   }
 
   unlock(lock: SleepLock | SpinLock): void {
-    const at = this.tx.held.findIndex((entry) => entry.lock === lock && entry.by === this.id)
+    const held = this.tx.held
+    const at = held === undefined ? -1 : held.findIndex((entry) => entry.lock === lock && entry.by === this.id)
     if (at < 0) return
-    this.tx.held[at]!.release()
-    this.tx.held.splice(at, 1)
+    held![at]!.release()
+    held!.splice(at, 1)
   }
 }
 
-const describeSubject = (subject: Subject, destinations: ReadonlyArray<{ readonly hierarchy: string; readonly path: string }>): string => {
-  const to = destinations.map((ref) => `${ref.hierarchy}:${ref.path}`).join(' + ')
-  if (subject.mode === 'all') return `attach all of ${typeof subject.from === 'string' ? subject.from : subject.from.path} to ${to}`
-  return `attach ${subject.mode} ${typeof subject.task === 'number' ? subject.task : subject.task.tid} to ${to}`
+// The contexts of each host, by subsystem id (undefined for a subsystem with no attach callback).
+const contextsByHost = new WeakMap<Host, ReadonlyArray<SubsystemContext | undefined>>()
+
+const contextsOf = (host: Host): ReadonlyArray<SubsystemContext | undefined> => {
+  let contexts = contextsByHost.get(host)
+  if (contexts === undefined) {
+    contexts = host.subsystems.map((subsystem, id) =>
+      host.callbacks[id] === noCallbacks ? undefined : new SubsystemContext(subsystem, id, host.callbacks[id]!),
+    )
+    contextsByHost.set(host, contexts)
+  }
+  return contexts
 }
 
-// What a callback threw (or a promise rejected with), told apart from any
-// value a callback may return by its class.
-class Thrown {
-  constructor(readonly error: unknown) {}
+// --------------------------------------------------------------- requests
+
+/**
+ * @internal The transaction for an attach request as the user wrote it, or
+ * the error that refuses it: a {@link BadArgument} for a malformed request,
+ * ENOENT for a destination that does not exist.
+ */
+export const transactionFor = (host: Host, request: unknown, sleep: boolean): Transaction | CgtxError =>
+  resolveKnown(host, request, sleep) ?? resolveDecoded(host, request, sleep)
+
+/**
+ * @internal A request naming existing cgroups, resolved without the codec:
+ * an existing cgroup's hierarchy name and path are valid by construction, so
+ * only the shape and the pid need checking, and the codec accepts the same
+ * requests (a property test holds the two equal). Undefined sends the request
+ * through the codec, which explains what is wrong.
+ */
+export const resolveKnown = (host: Host, request: unknown, sleep: boolean): Transaction | undefined => {
+  if (typeof request !== 'object' || request === null) return undefined
+  const { mode, to } = request as { mode?: unknown; to?: unknown }
+  let destinations: Array<Cgroup>
+  if (Array.isArray(to)) {
+    if (to.length === 0) return undefined
+    destinations = []
+    for (const ref of to as ReadonlyArray<unknown>) {
+      const cgroup = knownCgroup(host, ref)
+      if (cgroup === undefined) return undefined
+      for (const other of destinations) if (other.hierarchy === cgroup.hierarchy) return undefined
+      destinations.push(cgroup)
+    }
+  } else {
+    const cgroup = knownCgroup(host, to)
+    if (cgroup === undefined) return undefined
+    destinations = [cgroup]
+  }
+  if (mode === 'thread' || mode === 'process') {
+    const pid = (request as { pid?: unknown }).pid
+    return isPid(pid) ? new Transaction(host, sleep, mode, pid as number, destinations) : undefined
+  }
+  if (mode === 'all') {
+    const from = (request as { from?: unknown }).from
+    return typeof from === 'string' && destinations[0]!.hierarchy.lookup(from) !== undefined ? new Transaction(host, sleep, mode, from, destinations) : undefined
+  }
+  return undefined
 }
+
+const knownCgroup = (host: Host, ref: unknown): Cgroup | undefined => {
+  if (typeof ref !== 'object' || ref === null) return undefined
+  const { hierarchy, path } = ref as { hierarchy?: unknown; path?: unknown }
+  if (typeof hierarchy !== 'string' || typeof path !== 'string') return undefined
+  return host.hierarchy(hierarchy)?.lookup(path)
+}
+
+// Decodes the request with the codec, then resolves its destinations: an
+// unknown mount is a caller error, a missing path fails like open(2) of its
+// cgroup.procs would.
+const resolveDecoded = (host: Host, input: unknown, sleep: boolean): Transaction | CgtxError => {
+  const decoded = decode(AttachRequest, input, 'request')
+  if (E.isLeft(decoded)) return decoded.left
+  const request = decoded.right
+  const refs = Array.isArray(request.to) ? request.to : [request.to]
+  const subject = request.mode === 'all' ? request.from : request.pid
+  const destinations: Array<Cgroup> = []
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!
+    const field = Array.isArray(request.to) ? `request.to.${i}.hierarchy` : 'request.to.hierarchy'
+    const hierarchy = host.hierarchy(ref.hierarchy)
+    if (hierarchy === undefined) return badArgument(field, ref.hierarchy, 'a mounted hierarchy')
+    for (const cgroup of destinations) if (cgroup.hierarchy === hierarchy) return badArgument(field, ref.hierarchy, 'one destination per hierarchy')
+    const cgroup = hierarchy.lookup(ref.path)
+    if (cgroup === undefined) return systemError('ENOENT', describeAttach(request.mode, subject, refs))
+    destinations.push(cgroup)
+  }
+  if (destinations.length === 0) return badArgument('request.to', request.to, 'at least one destination')
+  return new Transaction(host, sleep, request.mode, subject, destinations)
+}
+
+/**
+ * @internal The transaction for callers holding the objects: `subject` into
+ * `destinations`, which the caller has checked belong to `host` and lie in
+ * different hierarchies.
+ */
+export const transactionOf = (host: Host, subject: Subject, destinations: ReadonlyArray<Cgroup>, sleep: boolean): Transaction =>
+  new Transaction(host, sleep, subject.mode, subject.mode === 'all' ? subject.from : subject.task, destinations)
+
+/**
+ * @internal The phases of a transaction over a built taskset, with the group
+ * mutex and the thread-group locks held by `owner`; the caller has recorded
+ * the `begin` event. Releases the thread-group locks before postAttach; the
+ * caller releases the mutex.
+ */
+export const runPhases = (
+  host: Host,
+  txId: number,
+  owner: object,
+  operation: string,
+  mode: AttachMode,
+  entries: ReadonlyArray<MigrationEntry>,
+  destinations: ReadonlyArray<Cgroup>,
+  lockedGroups: Array<ThreadGroup>,
+  options: MigrateOptions,
+): Outcome => {
+  const tx = new Transaction(host, options.sleep, mode, destinations[0]!, destinations)
+  tx.id = txId
+  tx.groupOwner = owner
+  tx.locked = lockedGroups
+  tx.described = operation
+  if (options.guard !== undefined) tx.guard = options.guard
+  return tx.runPhases(entries)
+}
+
+// ----------------------------------------------------------- callbacks
+
+// Calls a subsystem callback; a throw comes back as a Thrown. Allocates
+// nothing when the callback returns normally.
+const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): unknown => {
+  try {
+    return callback.call(ctx.subsystem, ctx)
+  } catch (error) {
+    return new Thrown(error)
+  }
+}
+
+const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
+  Promise.resolve(promise).then(
+    (value) => value,
+    (error: unknown) => new Thrown(error),
+  )
 
 const fault = (tx: Transaction, subsystem: Subsystem<unknown>, phase: AttachPhase, kind: Fault['kind'], detail: unknown): SystemError =>
   faultError(tx.operation(), { kind, subsystem: subsystem.name, phase, detail })
@@ -214,196 +700,13 @@ const failureOf = (tx: Transaction, subsystem: Subsystem<unknown>, phase: Attach
   return fault(tx, subsystem, phase, 'bad-return', value)
 }
 
-const describeLater = (subject: Subject, destinations: ReadonlyArray<{ readonly hierarchy: string; readonly path: string }>): (() => string) => {
-  let built: string | undefined
-  return () => (built ??= describeSubject(subject, destinations))
-}
-
-// The begin event of a one-destination thread or process move: `n` is the
-// tid (negative for a process), `ref` the destination cgroup.
-const describeBegin = (n: number, ref: unknown): string => {
-  const to = ref as Cgroup
-  return `attach ${n < 0 ? 'process' : 'thread'} ${Math.abs(n)} to ${to.hierarchy.name}:${to.path}`
-}
-
-/**
- * Who moves: a thread or a process named by pid or held as a Task, or every
- * task of a cgroup named by path (in the first destination's hierarchy) or held.
- */
-export type Subject =
-  | { readonly mode: 'thread' | 'process'; readonly task: number | Task }
-  | { readonly mode: 'all'; readonly from: string | Cgroup }
-
-const cgroupRefOf = (cgroup: Cgroup): { readonly hierarchy: string; readonly path: string } => ({ hierarchy: cgroup.hierarchy.name, path: cgroup.path })
-
-// Calls a subsystem callback; a throw comes back as a Thrown. Allocates
-// nothing when the callback returns normally.
-const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): unknown => {
-  try {
-    return callback.call(ctx.subsystem, ctx)
-  } catch (error) {
-    return new Thrown(error)
-  }
-}
-
-/** The transaction for a decoded request naming cgroups by path; see the module comment. */
-export const migrate = (host: Host, request: AttachRequest, options: MigrateOptions): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const subject: Subject = request.mode === 'all' ? { mode: 'all', from: request.from } : { mode: request.mode, task: request.pid }
-  const refs = Array.isArray(request.to) ? request.to : [request.to]
-  // Built only when an error or the trace is read: the happy path formats nothing.
-  const operation = describeLater(subject, refs)
-
-  // Destinations, before any lock: unknown mount is a caller error, a missing
-  // path fails like open(2) of its cgroup.procs would.
-  const destinations: Array<Cgroup> = []
-  for (let i = 0; i < refs.length; i++) {
-    const ref = refs[i]!
-    const hierarchy = host.hierarchy(ref.hierarchy)
-    if (hierarchy === undefined) return E.left(badArgument(destinationField(request.to, i), ref.hierarchy, 'a mounted hierarchy'))
-    for (const cgroup of destinations)
-      if (cgroup.hierarchy === hierarchy) return E.left(badArgument(destinationField(request.to, i), ref.hierarchy, 'one destination per hierarchy'))
-    const cgroup = hierarchy.lookup(ref.path)
-    if (cgroup === undefined) return E.left(systemError('ENOENT', operation()))
-    destinations.push(cgroup)
-  }
-  if (destinations.length === 0) return E.left(badArgument('request.to', request.to, 'at least one destination'))
-  return begin(host, subject, destinations, operation, options)
-}
-
-/**
- * The transaction for callers holding the objects: `task` (or its whole
- * process) into `destinations`, which the caller has checked belong to `host`
- * and lie in different hierarchies.
- */
-export const migrateResolved = (
-  host: Host,
-  subject: Subject,
-  destinations: ReadonlyArray<Cgroup>,
-  options: MigrateOptions,
-): MaybePromise<E.Either<CgtxError, AttachReport>> => begin(host, subject, destinations, describeLater(subject, destinations.map(cgroupRefOf)), options)
-
-const begin = (
-  host: Host,
-  subject: Subject,
-  destinations: ReadonlyArray<Cgroup>,
-  operation: () => string,
-  options: MigrateOptions,
-): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const attempt: Attempt = { host, subject, options, operation, destinations, locked: [] }
-  if (host.mutex.tryAcquire(attempt)) return underMutex(attempt)
-  if (!options.sleep) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on cgroup_mutex' }))
-  return Promise.resolve(host.mutex.acquire(attempt)).then(() => underMutex(attempt))
-}
-
-// Everything one attach carries from step to step (one object, no closures);
-// it is also the owner of the locks the attach takes.
-interface Attempt {
-  readonly host: Host
-  readonly subject: Subject
-  readonly options: MigrateOptions
-  readonly operation: () => string
-  readonly destinations: ReadonlyArray<Cgroup>
-  readonly locked: Array<ThreadGroup>
-  txId?: number
-  leader?: Task | undefined
-  source?: Cgroup | undefined
-}
-
-// Holding the group mutex; releases it (and any thread-group lock) once the
-// transaction is over, now or later.
-const underMutex = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  let result: MaybePromise<E.Either<CgtxError, AttachReport>>
-  try {
-    result = findAndLock(attempt)
-  } catch (error) {
-    releaseAttempt(attempt)
-    throw error
-  }
-  if (!isPromiseLike(result)) {
-    releaseAttempt(attempt)
-    return result
-  }
-  return Promise.resolve(result).finally(() => releaseAttempt(attempt))
-}
-
-const releaseAttempt = (attempt: Attempt): void => {
-  for (const group of attempt.locked) if (group.lock.writeOwner === attempt) group.lock.releaseWrite(attempt)
-  attempt.host.mutex.release(attempt)
-}
-
-// Find the task(s) under the mutex, as cgroup_procs_write_start does, and
-// keep fork / exec / exit out of every process involved.
-const findAndLock = (attempt: Attempt): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const { host, subject, operation } = attempt
-  attempt.txId = host.newTransaction()
-  for (const cgroup of attempt.destinations) if (cgroup.dead) return E.left(systemError('ENODEV', operation()))
-  if (subject.mode === 'all') {
-    const from = subject.from
-    attempt.source = typeof from === 'string' ? attempt.destinations[0]!.hierarchy.lookup(from) : from.dead ? undefined : from
-    if (attempt.source === undefined) return E.left(systemError('ENOENT', operation()))
-  } else {
-    let leader = typeof subject.task === 'number' ? host.task(subject.task) : subject.task
-    if (leader === undefined || leader.state === 'reaped') return E.left(systemError('ESRCH', operation()))
-    if (subject.mode === 'process') leader = leader.group.leader
-    if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', operation(), { reason: 'PF_NO_SETAFFINITY' }))
-    attempt.leader = leader
-  }
-  const done = lockThreadGroups(attempt.leader, attempt.source === undefined ? [] : [attempt.source], attempt, attempt.locked, attempt.options.sleep)
-  return isPromiseLike(done) ? Promise.resolve(done).then((locked) => buildAndRun(attempt, locked)) : buildAndRun(attempt, done)
-}
-
-// Vet the destinations, build the taskset (live tasks whose css_set changes), run the phases.
-const buildAndRun = (attempt: Attempt, locked: boolean): MaybePromise<E.Either<CgtxError, AttachReport>> => {
-  const { host, subject, operation, destinations, leader } = attempt
-  if (!locked) return E.left(systemError('EAGAIN', operation(), { reason: 'would block on the thread-group lock' }))
-  for (const dst of destinations) {
-    const refused = vetDestination(host, dst, subject.mode, leader)
-    if (refused !== undefined) return E.left(systemError(refused.errno, operation(), { reason: refused.reason }))
-  }
-  const entries: Array<MigrationEntry> = []
-  const skipped: Array<number> = []
-  if (subject.mode === 'thread') addEntry(host, leader!, destinations, entries, skipped)
-  else for (const task of subject.mode === 'process' ? [...leader!.group.threads] : [...attempt.source!.tasks()]) addEntry(host, task, destinations, entries, skipped)
-  if (entries.length === 0) return E.right({ transaction: attempt.txId!, moved: [], skipped, subsystems: [] })
-  host.trace.tick()
-  if (subject.mode === 'all' || destinations.length > 1) host.trace.record(attempt.txId!, undefined, 'begin', 'ok', operation)
-  else host.trace.recordFormatted(attempt.txId!, undefined, 'begin', 'ok', describeBegin, subject.mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
-  return runPhases(host, attempt.txId!, attempt, operation, subject.mode, entries, destinations, attempt.locked, attempt.options, skipped)
-}
-
-const addEntry = (host: Host, task: Task, destinations: ReadonlyArray<Cgroup>, entries: Array<MigrationEntry>, skipped: Array<number>): void => {
-  if (task.state !== 'running') {
-    if (task.state === 'exiting') skipped.push(task.tid)
-    return
-  }
-  const to = destinationCssSet(host, task.cssSet, destinations)
-  if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
-}
-
-/**
- * @internal The phases of a transaction over a built taskset, with the group
- * mutex and the thread-group locks held by `owner`; the caller has recorded
- * the `begin` event. Releases the thread-group locks before postAttach; the
- * caller releases the mutex.
- */
-export const runPhases = (
-  host: Host,
-  txId: number,
-  owner: object,
-  operation: () => string,
-  mode: AttachMode,
-  entries: ReadonlyArray<MigrationEntry>,
-  destinations: ReadonlyArray<Cgroup>,
-  lockedGroups: Array<ThreadGroup>,
-  options: MigrateOptions,
-  skipped: ReadonlyArray<number> = [],
-): MaybePromise<E.Either<SystemError, AttachReport>> => {
-  const tx = new Transaction(host, txId, mode, operation, entries, destinations)
-  // A subsystem whose css changes but that has no attach callback is reported, not called.
-  const changed = changedSubsystems(host, entries)
-  const contexts: Array<SubsystemContext> = []
-  for (const id of changed.ids) if (host.callbacks[id] !== noCallbacks) contexts.push(new SubsystemContext(tx, host.subsystems[id]!, id, host.callbacks[id]!))
-  return new Phases(tx, contexts, changed, owner, lockedGroups, options, skipped).prepareSleep(0)
+// Callbacks that cannot fail: a throw, a rejection or a forbidden promise is
+// recorded as a fault in the trace and the transaction goes on.
+const recordInfallible = (tx: Transaction, ctx: SubsystemContext, phase: AttachPhase, outcome: unknown, maySleep: boolean): void => {
+  let detail: string | undefined
+  if (outcome instanceof Thrown) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
+  else if (!maySleep && isPromiseLike(outcome)) detail = 'returned a promise where it may not sleep'
+  tx.host.trace.record(tx.id, ctx.subsystem.name, phase, detail === undefined ? 'ok' : 'fault', detail)
 }
 
 // Subsystems whose css changes for some task, in id order. For one task the
@@ -425,227 +728,32 @@ const changedSubsystems = (host: Host, entries: ReadonlyArray<MigrationEntry>): 
   }
   let phases = 0
   for (const id of ids) phases |= phasesOf(host.callbacks[id]!)
-  const changed: ChangedSubsystems = { ids, names: Object.freeze(ids.map((id) => host.subsystems[id]!.name)), phases }
+  const pool = contextsOf(host)
+  const contexts: Array<SubsystemContext> = []
+  for (const id of ids) if (pool[id] !== undefined) contexts.push(pool[id])
+  const changed: ChangedSubsystems = { ids, names: Object.freeze(ids.map((id) => host.subsystems[id]!.name)), phases, contexts }
   if (only !== undefined && only.from.movesGeneration === host.cssGeneration) only.from.changed.set(only.to, changed)
   return changed
 }
 
-type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
+// ------------------------------------------------------------ describing
 
-const noContexts: ReadonlyArray<SubsystemContext> = []
+const refOf = (cgroup: Cgroup): Ref => ({ hierarchy: cgroup.hierarchy.name, path: cgroup.path })
 
-const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
-  Promise.resolve(promise).then(
-    (value) => value,
-    (error: unknown) => new Thrown(error),
-  )
-
-/**
- * The phase sequence as methods that run synchronously until a callback
- * returns a promise, and continue from that callback once it settles. Plain
- * functions rather than a generator: V8 optimises these, and the synchronous
- * path allocates no promise.
- */
-class Phases {
-  // Subsystems prepared so far: always a prefix of `contexts` (a failing one is not counted).
-  private preparedSleep = 0
-  private preparedSpin = 0
-  private failure: SystemError | undefined
-  private report: AttachReport | undefined
-
-  constructor(
-    private readonly tx: Transaction,
-    private readonly contexts: ReadonlyArray<SubsystemContext>,
-    /** Every subsystem whose css changes, called or not, and the phases they have callbacks for. */
-    private readonly changed: ChangedSubsystems,
-    private readonly owner: object,
-    private readonly lockedGroups: Array<ThreadGroup>,
-    private readonly options: MigrateOptions,
-    private readonly skipped: ReadonlyArray<number>,
-  ) {}
-
-  prepareSleep(from: number): Outcome {
-    const { tx, contexts, options } = this
-    tx.phase = 'prepareSleep'
-    // A phase nobody has a callback for is skipped: everyone is prepared.
-    if ((this.changed.phases & phaseBit.prepareSleep) === 0) {
-      this.preparedSleep = contexts.length
-      return this.prepareSpin()
-    }
-    for (let i = from; i < contexts.length; i++) {
-      const ctx = contexts[i]!
-      const prepare = ctx.callbacks.prepareSleep
-      if (prepare === undefined) {
-        this.preparedSleep++
-        continue
-      }
-      const outcome = invoke(prepare, ctx)
-      if (isPromiseLike(outcome)) {
-        // In a synchronous attach a sleeping prepare is a fault; the caller
-        // gets it now, and the stray is waited for (and undone) before the
-        // group mutex is released.
-        let slept: SystemError | undefined
-        if (!options.sleep) {
-          slept = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' })
-          options.guard!.result ??= E.left(slept)
-        }
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
-        })
-      }
-      if (!this.preparedSleepOne(ctx, outcome, undefined)) return this.abort()
-    }
-    return this.prepareSpin()
-  }
-
-  // Records one prepareSleep outcome; false if the transaction fails here.
-  private preparedSleepOne(ctx: SubsystemContext, outcome: unknown, slept: SystemError | undefined): boolean {
-    const refused = failureOf(this.tx, ctx.subsystem, 'prepareSleep', outcome)
-    if (refused === undefined) this.preparedSleep++
-    const failure = refused ?? slept
-    if (failure === undefined) {
-      this.tx.host.trace.record(this.tx.id, ctx.subsystem.name, 'prepareSleep', 'ok')
-      return true
-    }
-    this.failure = failure
-    this.tx.host.trace.record(this.tx.id, ctx.subsystem.name, 'prepareSleep', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
-    return false
-  }
-
-  // Synchronous only: a promise or a sleeping lock is a fault.
-  private prepareSpin(): Outcome {
-    const { tx, contexts, options } = this
-    tx.phase = 'prepareSpin'
-    tx.spin = true
-    if ((this.changed.phases & phaseBit.prepareSpin) === 0) {
-      this.preparedSpin = contexts.length
-      return this.commit()
-    }
-    for (const ctx of contexts) {
-      const prepare = ctx.callbacks.prepareSpin
-      if (prepare === undefined) {
-        this.preparedSpin++
-        continue
-      }
-      const outcome = invoke(prepare, ctx)
-      if (isPromiseLike(outcome)) {
-        const failure = faultError(tx.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
-        this.failure = failure
-        if (!options.sleep) options.guard!.result ??= E.left(failure)
-        tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
-        // Wait for the stray to settle; if it succeeded it must be undone too.
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          if (failureOf(tx, ctx.subsystem, 'prepareSpin', settled) === undefined && tx.violation === undefined) this.preparedSpin++
-          return this.abort()
-        })
-      }
-      const refused = failureOf(tx, ctx.subsystem, 'prepareSpin', outcome)
-      if (refused !== undefined) {
-        this.failure = refused
-        tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
-        return this.abort()
-      }
-      this.preparedSpin++
-      tx.host.trace.record(tx.id, ctx.subsystem.name, 'prepareSpin', 'ok')
-    }
-    return this.commit()
-  }
-
-  // abortSpin on those whose prepareSpin succeeded, then abortSleep.
-  private abort(): Outcome {
-    const tx = this.tx
-    tx.outcome = 'aborted'
-    tx.phase = 'abortSpin'
-    for (const ctx of ordered(tx.host.abortOrder, this.contexts.slice(0, this.preparedSpin))) {
-      const abort = ctx.callbacks.abortSpin
-      if (abort !== undefined) recordInfallible(tx, ctx, 'abortSpin', invoke(abort, ctx), false)
-    }
-    tx.spin = false
-    return this.sleepingPhase('abortSleep', ordered(tx.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
-  }
-
-  // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
-  private commit(): Outcome {
-    const { tx, contexts, options } = this
-    for (const entry of tx.tasks) tx.host.moveTask(entry.task, entry.to)
-    tx.outcome = 'committed'
-    tx.host.trace.record(tx.id, undefined, 'commit-point', 'ok', tx.tasks.length === 1 ? '1 task' : `${tx.tasks.length} tasks`)
-    this.report = { transaction: tx.id, moved: tidsOf(tx.tasks), skipped: this.skipped, subsystems: this.changed.names }
-    if (!options.sleep) options.guard!.result = E.right(this.report)
-    tx.phase = 'commit'
-    for (const ctx of (this.changed.phases & phaseBit.commit) === 0 ? noContexts : contexts) {
-      const commit = ctx.callbacks.commit
-      if (commit !== undefined) recordInfallible(tx, ctx, 'commit', invoke(commit, ctx), false)
-    }
-    tx.spin = false
-    tx.releaseAll()
-    // Post-commit: may sleep, cannot fail.
-    return this.sleepingPhase('attach', contexts, 0)
-  }
-
-  // After the thread-group locks drop, for every called subsystem, success or failure.
-  private postAttach(): Outcome {
-    // The caller's release skips groups no longer held by the owner.
-    for (const group of this.lockedGroups) group.lock.releaseWrite(this.owner)
-    return this.sleepingPhase('postAttach', this.contexts, 0)
-  }
-
-  private end(): Outcome {
-    const { tx, failure } = this
-    if (failure !== undefined) {
-      tx.host.trace.record(tx.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
-      return E.left(failure)
-    }
-    tx.host.trace.record(tx.id, undefined, 'end', 'ok', tx.tasks.length === 1 ? 'moved 1' : `moved ${tx.tasks.length}`)
-    return E.right(this.report!)
-  }
-
-  /**
-   * A phase whose callbacks may sleep and cannot fail (abortSleep, attach,
-   * postAttach): each in `order` from `from`, waiting where one returns a
-   * promise; then the locks taken are released and the next phase runs.
-   */
-  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
-    const tx = this.tx
-    tx.phase = phase
-    // A phase nobody has a callback for is skipped.
-    const list = (this.changed.phases & phaseBit[phase]) === 0 ? noContexts : order
-    for (let i = from; i < list.length; i++) {
-      const ctx = list[i]!
-      // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
-      const callback = phase === 'attach' ? ctx.callbacks.attach : phase === 'postAttach' ? ctx.callbacks.postAttach : ctx.callbacks.abortSleep
-      if (callback === undefined) continue
-      const outcome = invoke(callback, ctx)
-      if (isPromiseLike(outcome))
-        return settle(outcome).then((settled) => {
-          tx.host.trace.tick()
-          recordInfallible(tx, ctx, phase, settled, true)
-          return this.sleepingPhase(phase, order, i + 1)
-        })
-      recordInfallible(tx, ctx, phase, outcome, true)
-    }
-    tx.releaseAll()
-    // abortSleep and attach are followed by postAttach, postAttach by the end.
-    return phase === 'postAttach' ? this.end() : this.postAttach()
-  }
+const describeAttach = (mode: AttachMode, subject: number | Task | string | Cgroup, refs: ReadonlyArray<Ref>): string => {
+  const to = refs.map((ref) => `${ref.hierarchy}:${ref.path}`).join(' + ')
+  if (mode === 'all') return `attach all of ${typeof subject === 'string' ? subject : (subject as Cgroup).path} to ${to}`
+  return `attach ${mode} ${typeof subject === 'number' ? subject : (subject as Task).tid} to ${to}`
 }
 
-// Callbacks that cannot fail: a throw, a rejection or a forbidden promise is
-// recorded as a fault in the trace and the transaction goes on.
-const recordInfallible = (
-  tx: Transaction,
-  ctx: SubsystemContext,
-  phase: AttachPhase,
-  outcome: unknown,
-  maySleep: boolean,
-): void => {
-  let detail: string | undefined
-  if (outcome instanceof Thrown) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
-  else if (!maySleep && isPromiseLike(outcome)) detail = 'returned a promise where it may not sleep'
-  tx.host.trace.record(tx.id, ctx.subsystem.name, phase, detail === undefined ? 'ok' : 'fault', detail)
+// The begin event of a one-destination thread or process move: `n` is the
+// tid (negative for a process), `ref` the destination cgroup.
+const describeBegin = (n: number, ref: unknown): string => {
+  const to = ref as Cgroup
+  return `attach ${n < 0 ? 'process' : 'thread'} ${Math.abs(n)} to ${to.hierarchy.name}:${to.path}`
 }
+
+const describeFailure = (error: SystemError): string => (error.fault !== undefined ? `${error.fault.kind}: ${error.message}` : error.errno)
 
 const tidsOf = (entries: ReadonlyArray<MigrationEntry>): Array<number> => {
   const tids: Array<number> = []
@@ -653,14 +761,9 @@ const tidsOf = (entries: ReadonlyArray<MigrationEntry>): Array<number> => {
   return tids
 }
 
+const ordered = <A>(order: 'reverse' | 'kernel', items: ReadonlyArray<A>): ReadonlyArray<A> => (order === 'reverse' ? [...items].reverse() : items)
 
-const ordered = <A>(order: 'reverse' | 'kernel', items: ReadonlyArray<A>): ReadonlyArray<A> =>
-  order === 'reverse' ? [...items].reverse() : items
-
-const describeFailure = (error: SystemError): string =>
-  error.fault !== undefined ? `${error.fault.kind}: ${error.message}` : error.errno
-
-const destinationField = (to: AttachRequest['to'], i: number): string => (Array.isArray(to) ? `request.to.${i}.hierarchy` : 'request.to.hierarchy')
+// ------------------------------------------------------------- locking
 
 /**
  * @internal Write-locks the thread group of `leader` and of every task in
@@ -721,6 +824,8 @@ const vetDestination = (
   if (dst.subtreeControl.size > 0) return { errno: 'EBUSY', reason: 'no internal processes' }
   return undefined
 }
+
+// --------------------------------------------------------- css_sets
 
 // The css_set a task in `from` ends up in when its cgroups in the destinations' hierarchies change.
 const destinationCssSet = (host: Host, from: CssSet, destinations: ReadonlyArray<Cgroup>): CssSet => {

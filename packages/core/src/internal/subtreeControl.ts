@@ -143,7 +143,7 @@ const changeLocked = (
     const txId = host.newTransaction()
     host.trace.tick()
     host.trace.record(txId, undefined, 'begin', 'ok', operation)
-    const ran = runPhases(host, txId, owner, () => operation, 'all', entries, [cgroup], lockedGroups, options)
+    const ran = runPhases(host, txId, owner, operation, 'all', entries, [cgroup], lockedGroups, options)
     return isPromiseLike(ran) ? Promise.resolve(ran).then(finish) : finish(ran)
   }
   const done = lockThreadGroups(undefined, below, owner, lockedGroups, options.sleep)
