@@ -12,7 +12,7 @@
 import type { Cgroup } from './cgroup.ts'
 import type { ChangedSubsystems } from './internal/migration.ts'
 import type { Subsystem } from './subsystem.ts'
-import type { Task } from './task.ts'
+import { TaskList } from './taskList.ts'
 
 /** One subsystem's state in one cgroup. */
 export class Css<S = unknown> {
@@ -38,10 +38,10 @@ export class Css<S = unknown> {
 
 /** An interned (cgroup per hierarchy, css per subsystem) tuple. */
 export class CssSet {
-  /** Running and exiting tasks. */
-  readonly tasks = new Set<Task>()
+  /** Running and exiting tasks, in the order they joined. */
+  readonly tasks = new TaskList()
   /** Zombies: still referencing this css_set until reaped. */
-  readonly zombies = new Set<Task>()
+  readonly zombies = new TaskList()
   /** Cached single-hierarchy moves: destination cgroup → resulting css_set. */
   readonly moves = new Map<Cgroup, CssSet>()
   /** Cached subsystem ids whose css differs from another css_set's, by that css_set. */

@@ -18,6 +18,7 @@
 export { Host, type AbortOrder, type AttachReport, type ExitOptions, type ForkOptions, type HierarchySpec, type HostConfig, type KernelThreadOptions } from './host.ts'
 export { Cgroup, Hierarchy, type CgroupType, type HierarchyVersion } from './cgroup.ts'
 export { Css, CssSet } from './cssSet.ts'
+export type { TaskList } from './taskList.ts'
 export { Mm, Task, ThreadGroup, type TaskFlags, type TaskState } from './task.ts'
 export type {
   AttachContext,

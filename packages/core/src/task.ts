@@ -10,6 +10,7 @@
 import type { SchedPolicy } from './codecs.ts'
 import type { CssSet } from './cssSet.ts'
 import { RwSemaphore } from './locks.ts'
+import type { TaskList } from './taskList.ts'
 
 /** An address space, shared by the threads of a process; its mmap lock is the one lock subsystems may share. */
 export class Mm {
@@ -70,6 +71,12 @@ export class Task {
   requestedAffinity: ReadonlyArray<number> | undefined = undefined
   /** Frozen by a freezer. */
   frozen = false
+  /** @internal The css_set task list this task is linked into, and its neighbours there (see {@link TaskList}). */
+  cgList: TaskList | undefined = undefined
+  /** @internal */
+  cgPrev: Task | undefined = undefined
+  /** @internal */
+  cgNext: Task | undefined = undefined
 
   constructor(
     /** Thread id (the pid for a group leader). */
