@@ -36,36 +36,22 @@ const phases: ReadonlyArray<TracePhase> = [
   'end',
 ]
 const outcomes: ReadonlyArray<TraceOutcome> = ['ok', 'failed', 'fault']
-// Marks an event whose detail is formatted from the number and reference
-// columns (so plain events need not clear those columns).
-const FORMATTED = 0x80
 
-// Phase and outcome packed in one byte: phase * 4 + outcome.
-const codeOf = (phase: TracePhase, outcome: TraceOutcome): number => {
-  const o = outcome === 'ok' ? 0 : outcome === 'failed' ? 1 : 2
-  switch (phase) {
-    case 'begin':
-      return o
-    case 'prepareSleep':
-      return 4 + o
-    case 'prepareSpin':
-      return 8 + o
-    case 'abortSpin':
-      return 12 + o
-    case 'abortSleep':
-      return 16 + o
-    case 'commit-point':
-      return 20 + o
-    case 'commit':
-      return 24 + o
-    case 'attach':
-      return 28 + o
-    case 'postAttach':
-      return 32 + o
-    case 'end':
-      return 36 + o
-  }
-}
+// An event's code packs, in one int: the outcome (bits 0–1), the phase (2–5),
+// whether a detail was recorded (6) or is formatted from the number and
+// reference columns (7), and who it concerns (8 and up: 0 is the core, n the
+// n-th subsystem name the trace has seen). Plain events thus touch only typed
+// arrays, and the detail columns are read only where a flag says so.
+const HAS_DETAIL = 0x40
+const FORMATTED = 0x80
+const WHO_SHIFT = 8
+
+/**
+ * @internal The code of an event of `phase` with `outcome` (see
+ * {@link Trace.recordCode}); computed once per call site, not per event.
+ */
+export const traceCode = (phase: TracePhase, outcome: TraceOutcome): number =>
+  (phases.indexOf(phase) << 2) | outcomes.indexOf(outcome)
 
 /**
  * Formats a detail recorded as a number and a reference
@@ -93,29 +79,37 @@ export interface TraceEvent {
 export class Trace {
   /** Set to false to stop recording (reading still works). */
   enabled = true
+  /** The number of events kept: the requested capacity rounded up to a power of two. */
+  readonly capacity: number
+  // capacity - 1: an event's slot is `seq & mask`.
+  private readonly mask: number
   private readonly transactions: Int32Array
-  private readonly codes: Uint8Array
+  private readonly codes: Int32Array
   private readonly times: Float64Array
-  private readonly subsystems: Array<string | undefined>
   private readonly details: Array<string | (() => string) | undefined>
   private readonly formats: Array<DetailFormat | undefined>
   private readonly numbers: Float64Array
   private readonly refs: Array<unknown>
+  // Subsystem names by the index codes carry (0: the core's own events).
+  private readonly names: Array<string | undefined> = [undefined]
+  private readonly nameIndex = new Map<string, number>()
   private next = 0
   private time = 0
 
   constructor(
     private readonly clock: Clock,
-    readonly capacity = 4096,
+    capacity = 4096,
   ) {
-    this.transactions = new Int32Array(capacity)
-    this.codes = new Uint8Array(capacity)
-    this.times = new Float64Array(capacity)
-    this.subsystems = new Array<string | undefined>(capacity).fill(undefined)
-    this.details = new Array<string | (() => string) | undefined>(capacity).fill(undefined)
-    this.formats = new Array<DetailFormat | undefined>(capacity).fill(undefined)
-    this.numbers = new Float64Array(capacity)
-    this.refs = new Array<unknown>(capacity).fill(undefined)
+    const size = 1 << Math.ceil(Math.log2(Math.max(2, capacity)))
+    this.capacity = size
+    this.mask = size - 1
+    this.transactions = new Int32Array(size)
+    this.codes = new Int32Array(size)
+    this.times = new Float64Array(size)
+    this.details = new Array<string | (() => string) | undefined>(size).fill(undefined)
+    this.formats = new Array<DetailFormat | undefined>(size).fill(undefined)
+    this.numbers = new Float64Array(size)
+    this.refs = new Array<unknown>(size).fill(undefined)
   }
 
   /**
@@ -127,6 +121,18 @@ export class Trace {
     if (this.enabled) this.time = this.clock.now()
   }
 
+  /** @internal The index events of `subsystem` carry (see {@link Trace.recordCode}); undefined is the core. */
+  who(subsystem: string | undefined): number {
+    if (subsystem === undefined) return 0
+    let index = this.nameIndex.get(subsystem)
+    if (index === undefined) {
+      index = this.names.length
+      this.names.push(subsystem)
+      this.nameIndex.set(subsystem, index)
+    }
+    return index
+  }
+
   /** Records one event. */
   record(
     transaction: number,
@@ -136,12 +142,26 @@ export class Trace {
     detail?: string | (() => string),
   ): void {
     if (!this.enabled) return
-    const slot = this.next % this.capacity
+    const code = traceCode(phase, outcome)
+    if (detail === undefined) return this.recordCode(transaction, this.who(subsystem), code)
+    const slot = this.next & this.mask
     this.transactions[slot] = transaction
-    this.subsystems[slot] = subsystem
-    this.codes[slot] = codeOf(phase, outcome)
+    this.codes[slot] = code | HAS_DETAIL | (this.who(subsystem) << WHO_SHIFT)
     this.times[slot] = this.time
     this.details[slot] = detail
+    this.next++
+  }
+
+  /**
+   * @internal {@link Trace.record} for a hot path that has its `who` index and
+   * {@link traceCode} at hand: three typed-array stores.
+   */
+  recordCode(transaction: number, who: number, code: number): void {
+    if (!this.enabled) return
+    const slot = this.next & this.mask
+    this.transactions[slot] = transaction
+    this.codes[slot] = code | (who << WHO_SHIFT)
+    this.times[slot] = this.time
     this.next++
   }
 
@@ -151,13 +171,16 @@ export class Trace {
    * the ring keeps nothing alive that would otherwise be garbage.
    */
   recordFormatted(transaction: number, subsystem: string | undefined, phase: TracePhase, outcome: TraceOutcome, format: DetailFormat, n: number, ref: unknown): void {
+    this.recordFormattedCode(transaction, this.who(subsystem), traceCode(phase, outcome), format, n, ref)
+  }
+
+  /** @internal {@link Trace.recordFormatted} with the `who` index and {@link traceCode} at hand. */
+  recordFormattedCode(transaction: number, who: number, code: number, format: DetailFormat, n: number, ref: unknown): void {
     if (!this.enabled) return
-    const slot = this.next % this.capacity
+    const slot = this.next & this.mask
     this.transactions[slot] = transaction
-    this.subsystems[slot] = subsystem
-    this.codes[slot] = codeOf(phase, outcome) | FORMATTED
+    this.codes[slot] = code | FORMATTED | (who << WHO_SHIFT)
     this.times[slot] = this.time
-    this.details[slot] = undefined
     this.formats[slot] = format
     this.numbers[slot] = n
     this.refs[slot] = ref
@@ -174,16 +197,18 @@ export class Trace {
     const out: Array<TraceEvent> = []
     const first = Math.max(0, this.next - this.capacity)
     for (let seq = first; seq < this.next; seq++) {
-      const slot = seq % this.capacity
+      const slot = seq & this.mask
       if (transaction !== undefined && this.transactions[slot] !== transaction) continue
+      const code = this.codes[slot]!
       out.push({
         seq,
         transaction: this.transactions[slot]!,
-        subsystem: this.subsystems[slot],
-        phase: phases[(this.codes[slot]! & ~FORMATTED) >> 2]!,
-        outcome: outcomes[this.codes[slot]! & 3]!,
+        subsystem: this.names[code >>> WHO_SHIFT],
+        phase: phases[(code >> 2) & 0xf]!,
+        outcome: outcomes[code & 3]!,
         time: this.times[slot]!,
-        detail: (this.codes[slot]! & FORMATTED) !== 0 ? this.formats[slot]!(this.numbers[slot]!, this.refs[slot]) : describe(this.details[slot]),
+        detail:
+          (code & FORMATTED) !== 0 ? this.formats[slot]!(this.numbers[slot]!, this.refs[slot]) : (code & HAS_DETAIL) !== 0 ? describe(this.details[slot]) : undefined,
       })
     }
     return out

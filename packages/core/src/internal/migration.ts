@@ -22,6 +22,7 @@ import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type
 import type { Host } from '../host.ts'
 import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
+import { traceCode } from '../trace.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
 import { noCallbacks, phaseBit, phasesOf, type AttachCallbacks } from './callbacks.ts'
@@ -82,6 +83,19 @@ class Thrown {
 type Held = { readonly lock: Lock; readonly release: () => void; readonly by: number }
 type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
 type Ref = { readonly hierarchy: string; readonly path: string }
+
+// Trace codes of the events every successful transaction records; the core's own events are under index 0.
+const CORE = 0
+const BEGIN_OK = traceCode('begin', 'ok')
+const PREPARE_SLEEP_OK = traceCode('prepareSleep', 'ok')
+const PREPARE_SPIN_OK = traceCode('prepareSpin', 'ok')
+const ABORT_SPIN_OK = traceCode('abortSpin', 'ok')
+const ABORT_SLEEP_OK = traceCode('abortSleep', 'ok')
+const COMMIT_POINT_OK = traceCode('commit-point', 'ok')
+const COMMIT_OK = traceCode('commit', 'ok')
+const ATTACH_OK = traceCode('attach', 'ok')
+const POST_ATTACH_OK = traceCode('postAttach', 'ok')
+const END_OK = traceCode('end', 'ok')
 
 const noTids: ReadonlyArray<number> = Object.freeze([])
 const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
@@ -209,7 +223,7 @@ export class Transaction implements EarlyResult {
     if (entries.length === 0) return E.right({ transaction: this.id, moved: [], skipped: this.skipped ?? noTids, subsystems: [] })
     host.trace.tick()
     if (mode === 'all' || destinations.length > 1) host.trace.record(this.id, undefined, 'begin', 'ok', this.operation())
-    else host.trace.recordFormatted(this.id, undefined, 'begin', 'ok', describeBegin, mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
+    else host.trace.recordFormattedCode(this.id, CORE, BEGIN_OK, describeBegin, mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
     return this.runPhases(entries)
   }
 
@@ -279,7 +293,7 @@ export class Transaction implements EarlyResult {
     if (refused === undefined) this.preparedSleep++
     const failure = refused ?? slept
     if (failure === undefined) {
-      this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSleep', 'ok')
+      this.host.trace.recordCode(this.id, ctx.who, PREPARE_SLEEP_OK)
       return true
     }
     this.failure = failure
@@ -322,7 +336,7 @@ export class Transaction implements EarlyResult {
         return this.abort()
       }
       this.preparedSpin++
-      host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'ok')
+      host.trace.recordCode(this.id, ctx.who, PREPARE_SPIN_OK)
     }
     return this.commit()
   }
@@ -333,7 +347,7 @@ export class Transaction implements EarlyResult {
     this.phase = 'abortSpin'
     for (const ctx of ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSpin))) {
       const abort = ctx.callbacks.abortSpin
-      if (abort !== undefined) recordInfallible(this, ctx, 'abortSpin', invoke(abort, ctx), false)
+      if (abort !== undefined) recordInfallible(this, ctx, 'abortSpin', ABORT_SPIN_OK, invoke(abort, ctx), false)
     }
     this.spin = false
     return this.sleepingPhase('abortSleep', ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
@@ -344,7 +358,7 @@ export class Transaction implements EarlyResult {
     const { host, tasks } = this
     for (const entry of tasks) host.moveTask(entry.task, entry.to)
     this.outcome = 'committed'
-    host.trace.record(this.id, undefined, 'commit-point', 'ok', tasks.length === 1 ? '1 task' : `${tasks.length} tasks`)
+    host.trace.recordFormattedCode(this.id, CORE, COMMIT_POINT_OK, describeTaskCount, tasks.length, undefined)
     const report: AttachReport = { transaction: this.id, moved: tidsOf(tasks), skipped: this.skipped ?? noTids, subsystems: this.changed!.names }
     this.committed = E.right(report) as E.Right<AttachReport>
     // A synchronous caller left waiting on a stray (in attach) reads it now.
@@ -353,7 +367,7 @@ export class Transaction implements EarlyResult {
     if ((this.changed!.phases & phaseBit.commit) !== 0) {
       for (const ctx of this.contexts) {
         const commit = ctx.callbacks.commit
-        if (commit !== undefined) recordInfallible(this, ctx, 'commit', invoke(commit, ctx), false)
+        if (commit !== undefined) recordInfallible(this, ctx, 'commit', COMMIT_OK, invoke(commit, ctx), false)
       }
     }
     this.spin = false
@@ -375,8 +389,7 @@ export class Transaction implements EarlyResult {
       this.host.trace.record(this.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
       return E.left(failure)
     }
-    const tasks = this.tasks.length
-    this.host.trace.record(this.id, undefined, 'end', 'ok', tasks === 1 ? 'moved 1' : `moved ${tasks}`)
+    this.host.trace.recordFormattedCode(this.id, CORE, END_OK, describeMoved, this.tasks.length, undefined)
     return this.committed!
   }
 
@@ -389,6 +402,7 @@ export class Transaction implements EarlyResult {
     this.phase = phase
     // A phase nobody has a callback for is skipped.
     if ((this.changed!.phases & phaseBit[phase]) !== 0) {
+      const ok = phase === 'attach' ? ATTACH_OK : phase === 'postAttach' ? POST_ATTACH_OK : ABORT_SLEEP_OK
       for (let i = from; i < order.length; i++) {
         const ctx = order[i]!
         // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
@@ -398,10 +412,10 @@ export class Transaction implements EarlyResult {
         if (isPromiseLike(outcome))
           return settle(outcome).then((settled) => {
             this.host.trace.tick()
-            recordInfallible(this, ctx, phase, settled, true)
+            recordInfallible(this, ctx, phase, ok, settled, true)
             return this.sleepingPhase(phase, order, i + 1)
           })
-        recordInfallible(this, ctx, phase, outcome, true)
+        recordInfallible(this, ctx, phase, ok, outcome, true)
       }
     }
     this.releaseAll()
@@ -460,6 +474,8 @@ class SubsystemContext implements AttachContext<unknown> {
     private readonly id: number,
     /** The subsystem's callbacks as the host read them. */
     readonly callbacks: AttachCallbacks,
+    /** The index the host's trace records this subsystem's events under. */
+    readonly who: number,
   ) {}
 
   get transaction(): number {
@@ -543,7 +559,7 @@ const contextsOf = (host: Host): ReadonlyArray<SubsystemContext | undefined> => 
   let contexts = contextsByHost.get(host)
   if (contexts === undefined) {
     contexts = host.subsystems.map((subsystem, id) =>
-      host.callbacks[id] === noCallbacks ? undefined : new SubsystemContext(subsystem, id, host.callbacks[id]!),
+      host.callbacks[id] === noCallbacks ? undefined : new SubsystemContext(subsystem, id, host.callbacks[id]!, host.trace.who(subsystem.name)),
     )
     contextsByHost.set(host, contexts)
   }
@@ -701,12 +717,14 @@ const failureOf = (tx: Transaction, subsystem: Subsystem<unknown>, phase: Attach
 }
 
 // Callbacks that cannot fail: a throw, a rejection or a forbidden promise is
-// recorded as a fault in the trace and the transaction goes on.
-const recordInfallible = (tx: Transaction, ctx: SubsystemContext, phase: AttachPhase, outcome: unknown, maySleep: boolean): void => {
+// recorded as a fault in the trace and the transaction goes on. `ok` is the
+// trace code of the phase's success.
+const recordInfallible = (tx: Transaction, ctx: SubsystemContext, phase: AttachPhase, ok: number, outcome: unknown, maySleep: boolean): void => {
   let detail: string | undefined
   if (outcome instanceof Thrown) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
   else if (!maySleep && isPromiseLike(outcome)) detail = 'returned a promise where it may not sleep'
-  tx.host.trace.record(tx.id, ctx.subsystem.name, phase, detail === undefined ? 'ok' : 'fault', detail)
+  if (detail === undefined) tx.host.trace.recordCode(tx.id, ctx.who, ok)
+  else tx.host.trace.record(tx.id, ctx.subsystem.name, phase, 'fault', detail)
 }
 
 // Subsystems whose css changes for some task, in id order. For one task the
@@ -752,6 +770,10 @@ const describeBegin = (n: number, ref: unknown): string => {
   const to = ref as Cgroup
   return `attach ${n < 0 ? 'process' : 'thread'} ${Math.abs(n)} to ${to.hierarchy.name}:${to.path}`
 }
+
+const describeTaskCount = (n: number): string => (n === 1 ? '1 task' : `${n} tasks`)
+
+const describeMoved = (n: number): string => `moved ${n}`
 
 const describeFailure = (error: SystemError): string => (error.fault !== undefined ? `${error.fault.kind}: ${error.message}` : error.errno)
 
