@@ -98,6 +98,8 @@ const POST_ATTACH_OK = traceCode('postAttach', 'ok')
 const END_OK = traceCode('end', 'ok')
 
 const noTids: ReadonlyArray<number> = Object.freeze([])
+const noEntries: ReadonlyArray<MigrationEntry> = Object.freeze([])
+const noContexts: ReadonlyArray<SubsystemContext> = Object.freeze([])
 const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
 
 /**
@@ -114,10 +116,10 @@ export class Transaction implements EarlyResult {
   locked: Array<ThreadGroup> = []
   leader: Task | undefined = undefined
   source: Cgroup | undefined = undefined
-  tasks: ReadonlyArray<MigrationEntry> = []
+  tasks: ReadonlyArray<MigrationEntry> = noEntries
   skipped: Array<number> | undefined = undefined
   changed: ChangedSubsystems | undefined = undefined
-  contexts: ReadonlyArray<SubsystemContext> = []
+  contexts: ReadonlyArray<SubsystemContext> = noContexts
   held: Array<Held> | undefined = undefined
   // Created on first use: most transactions take no mmap lock.
   mmapCounts: Map<Mm, number> | undefined = undefined
@@ -586,16 +588,17 @@ export const transactionFor = (host: Host, request: unknown, sleep: boolean): Tr
 export const resolveKnown = (host: Host, request: unknown, sleep: boolean): Transaction | undefined => {
   if (typeof request !== 'object' || request === null) return undefined
   const { mode, to } = request as { mode?: unknown; to?: unknown }
-  let destinations: Array<Cgroup>
+  let destinations: ReadonlyArray<Cgroup>
   if (Array.isArray(to)) {
     if (to.length === 0) return undefined
-    destinations = []
+    const several: Array<Cgroup> = []
     for (const ref of to as ReadonlyArray<unknown>) {
       const cgroup = knownCgroup(host, ref)
       if (cgroup === undefined) return undefined
-      for (const other of destinations) if (other.hierarchy === cgroup.hierarchy) return undefined
-      destinations.push(cgroup)
+      for (const other of several) if (other.hierarchy === cgroup.hierarchy) return undefined
+      several.push(cgroup)
     }
+    destinations = several
   } else {
     const cgroup = knownCgroup(host, to)
     if (cgroup === undefined) return undefined
