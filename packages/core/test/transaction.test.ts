@@ -1,4 +1,6 @@
+import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
+import { Host, type AttachContext, type AttachPhase, type Subsystem } from '@cgtx/core'
 import { makeHost, right, left, type CallRecord } from './fixtures.ts'
 
 const to = (path: string, hierarchy = 'h') => ({ hierarchy, path })
@@ -145,5 +147,60 @@ describe('attach transaction', () => {
     right(host.exitSync(thread.tid))
     expect(host.task(1)!.state).toBe('running')
     expect(host.spawn().state).toBe('running')
+  })
+
+  describe('a callback that throws where it cannot fail is a recorded fault, and the phase goes on after it', () => {
+    // x, y, z log every call; y throws in `phase`; for the abort phases z
+    // refuses its prepareSpin, so x and y have prepareSpin to undo.
+    const run = (phase: AttachPhase) => {
+      const calls: Array<string> = []
+      const logging = (name: string): Subsystem<null> => {
+        const log = (ctx: AttachContext<null>): void => {
+          calls.push(`${name}.${ctx.phase}`)
+          if (name === 'y' && ctx.phase === phase) throw new Error('boom')
+        }
+        return {
+          name,
+          createState: () => null,
+          prepareSleep: log,
+          prepareSpin: (ctx) => {
+            log(ctx)
+            return name === 'z' && (phase === 'abortSpin' || phase === 'abortSleep') ? E.left(ctx.refuse('ENOSPC', 'planned')) : undefined
+          },
+          abortSpin: log,
+          abortSleep: log,
+          commit: log,
+          attach: log,
+          postAttach: log,
+        }
+      }
+      const host = right(Host.create({ subsystems: ['x', 'y', 'z'].map(logging), hierarchies: [{ name: 'h', subsystems: ['x', 'y', 'z'] }] }))
+      right(host.mkdirSync(to('/x')))
+      const task = host.spawn()
+      const result = host.attachSync({ mode: 'thread', pid: task.tid, to: to('/x') })
+      const fault = host.trace.events().find((event) => event.subsystem === 'y' && event.phase === phase)
+      return { calls, result, fault, path: host.cgroupOf(task, host.hierarchy('h')!).path }
+    }
+
+    it.each(['commit', 'attach', 'postAttach'] as const)('%s: the move stands and every later callback runs', (phase) => {
+      const { calls, result, fault, path } = run(phase)
+      expect(E.isRight(result)).toBe(true)
+      expect(path).toBe('/x')
+      expect(fault).toMatchObject({ outcome: 'fault', detail: 'threw: Error: boom' })
+      expect(calls.filter((call) => call.endsWith(`.${phase}`))).toEqual(['x', 'y', 'z'].map((name) => `${name}.${phase}`))
+      expect(calls.slice(-3)).toEqual(['x.postAttach', 'y.postAttach', 'z.postAttach'])
+    })
+
+    it.each([
+      ['abortSpin', ['y.abortSpin', 'x.abortSpin']],
+      ['abortSleep', ['z.abortSleep', 'y.abortSleep', 'x.abortSleep']],
+    ] as const)('%s: the refusal stands and the rest of the abort runs', (phase, undone) => {
+      const { calls, result, fault, path } = run(phase)
+      expect(result).toEqual(E.left(expect.objectContaining({ errno: 'ENOSPC', subsystem: 'z' })))
+      expect(path).toBe('/')
+      expect(fault).toMatchObject({ outcome: 'fault', detail: 'threw: Error: boom' })
+      expect(calls.filter((call) => call.endsWith(`.${phase}`))).toEqual(undone)
+      expect(calls.slice(-3)).toEqual(['x.postAttach', 'y.postAttach', 'z.postAttach'])
+    })
   })
 })

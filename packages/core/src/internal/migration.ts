@@ -82,6 +82,7 @@ class Thrown {
 
 type Held = { readonly lock: Lock; readonly release: () => void; readonly by: number }
 type Outcome = MaybePromise<E.Either<SystemError, AttachReport>>
+type SleepingPhase = 'abortSleep' | 'attach' | 'postAttach'
 type Ref = { readonly hierarchy: string; readonly path: string }
 
 // Trace codes of the events every successful transaction records; the core's own events are under index 0.
@@ -96,6 +97,8 @@ const COMMIT_OK = traceCode('commit', 'ok')
 const ATTACH_OK = traceCode('attach', 'ok')
 const POST_ATTACH_OK = traceCode('postAttach', 'ok')
 const END_OK = traceCode('end', 'ok')
+
+const okCode = (phase: SleepingPhase): number => (phase === 'attach' ? ATTACH_OK : phase === 'postAttach' ? POST_ATTACH_OK : ABORT_SLEEP_OK)
 
 const noTids: ReadonlyArray<number> = Object.freeze([])
 const noEntries: ReadonlyArray<MigrationEntry> = Object.freeze([])
@@ -130,6 +133,10 @@ export class Transaction implements EarlyResult {
   // Subsystems prepared so far: always a prefix of `contexts` (a failing one is not counted).
   preparedSleep = 0
   preparedSpin = 0
+  // The callbacks of the abort and sleeping phases in call order.
+  order: ReadonlyArray<SubsystemContext> = noContexts
+  // The index in the current phase's order of the callback running, or -1.
+  calling = -1
   failure: SystemError | undefined = undefined
   // The result once committed.
   committed: E.Right<AttachReport> | undefined = undefined
@@ -249,10 +256,64 @@ export class Transaction implements EarlyResult {
       ctx.tx = this
       ctx.privateState = undefined
     }
-    return this.prepareSleep(0)
+    try {
+      return this.prepareSleep(0)
+    } catch (error) {
+      return this.afterThrow(error)
+    }
   }
 
   // ------------------------------------------------------------- phases
+  //
+  // Callbacks are called bare, with `calling` naming the one running: one
+  // catch around the whole run (here and around each continuation after a
+  // wait) turns a throw into that callback's outcome and resumes the phases
+  // after it. A try around every call would cost more than the call.
+
+  // Calls `callback` as the one at `at` of the current phase's order.
+  private call(callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext, at: number): unknown {
+    this.calling = at
+    const outcome = callback.call(ctx.subsystem, ctx)
+    this.calling = -1
+    return outcome
+  }
+
+  // A continuation after a wait, under the same catch as the synchronous run.
+  private guarded(step: () => Outcome): Outcome {
+    try {
+      return step()
+    } catch (error) {
+      return this.afterThrow(error)
+    }
+  }
+
+  // What a callback threw is its outcome; the phase goes on after it. A throw
+  // outside any callback is the engine's own and goes on up.
+  private afterThrow(error: unknown): Outcome {
+    const at = this.calling
+    if (at < 0) throw error
+    this.calling = -1
+    const thrown = new Thrown(error)
+    return this.guarded(() => {
+      switch (this.phase) {
+        case 'prepareSleep':
+          return this.preparedSleepOne(this.contexts[at]!, thrown, undefined) ? this.prepareSleep(at + 1) : this.abort()
+        case 'prepareSpin':
+          return this.refuseSpin(this.contexts[at]!, failureOf(this, this.contexts[at]!.subsystem, 'prepareSpin', thrown)!)
+        case 'abortSpin':
+          recordInfallible(this, this.order[at]!, 'abortSpin', ABORT_SPIN_OK, thrown, false)
+          return this.abortSpin(at + 1)
+        case 'commit':
+          recordInfallible(this, this.contexts[at]!, 'commit', COMMIT_OK, thrown, false)
+          return this.commit(at + 1)
+        case 'abortSleep':
+        case 'attach':
+        case 'postAttach':
+          recordInfallible(this, this.order[at]!, this.phase, okCode(this.phase), thrown, true)
+          return this.sleepingPhase(this.phase, this.order, at + 1)
+      }
+    })
+  }
 
   private prepareSleep(from: number): Outcome {
     const contexts = this.contexts
@@ -260,7 +321,7 @@ export class Transaction implements EarlyResult {
     // A phase nobody has a callback for is skipped: everyone is prepared.
     if ((this.changed!.phases & phaseBit.prepareSleep) === 0) {
       this.preparedSleep = contexts.length
-      return this.prepareSpin()
+      return this.prepareSpin(0)
     }
     for (let i = from; i < contexts.length; i++) {
       const ctx = contexts[i]!
@@ -269,7 +330,7 @@ export class Transaction implements EarlyResult {
         this.preparedSleep++
         continue
       }
-      const outcome = invoke(prepare, ctx)
+      const outcome = this.call(prepare, ctx, i)
       if (isPromiseLike(outcome)) {
         // In a synchronous attach a sleeping prepare is a fault; the caller
         // gets it now, and the stray is waited for (and undone) before the
@@ -279,14 +340,16 @@ export class Transaction implements EarlyResult {
           slept = faultError(this.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSleep', detail: 'returned a promise in a synchronous attach' })
           this.guard.result ??= E.left(slept)
         }
-        return settle(outcome).then((settled) => {
-          this.host.trace.tick()
-          return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
-        })
+        return settle(outcome).then((settled) =>
+          this.guarded(() => {
+            this.host.trace.tick()
+            return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
+          }),
+        )
       }
       if (!this.preparedSleepOne(ctx, outcome, undefined)) return this.abort()
     }
-    return this.prepareSpin()
+    return this.prepareSpin(0)
   }
 
   // Records one prepareSleep outcome; false if the transaction fails here.
@@ -304,59 +367,71 @@ export class Transaction implements EarlyResult {
   }
 
   // Synchronous only: a promise or a sleeping lock is a fault.
-  private prepareSpin(): Outcome {
+  private prepareSpin(from: number): Outcome {
     const { host, contexts } = this
     this.phase = 'prepareSpin'
     this.spin = true
     if ((this.changed!.phases & phaseBit.prepareSpin) === 0) {
       this.preparedSpin = contexts.length
-      return this.commit()
+      return this.commitPoint()
     }
-    for (const ctx of contexts) {
+    for (let i = from; i < contexts.length; i++) {
+      const ctx = contexts[i]!
       const prepare = ctx.callbacks.prepareSpin
       if (prepare === undefined) {
         this.preparedSpin++
         continue
       }
-      const outcome = invoke(prepare, ctx)
+      const outcome = this.call(prepare, ctx, i)
       if (isPromiseLike(outcome)) {
         const failure = faultError(this.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
         this.failure = failure
         if (!this.sleep) this.guard.result ??= E.left(failure)
         host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
         // Wait for the stray to settle; if it succeeded it must be undone too.
-        return settle(outcome).then((settled) => {
-          host.trace.tick()
-          if (failureOf(this, ctx.subsystem, 'prepareSpin', settled) === undefined && this.violation === undefined) this.preparedSpin++
-          return this.abort()
-        })
+        return settle(outcome).then((settled) =>
+          this.guarded(() => {
+            host.trace.tick()
+            if (failureOf(this, ctx.subsystem, 'prepareSpin', settled) === undefined && this.violation === undefined) this.preparedSpin++
+            return this.abort()
+          }),
+        )
       }
       const refused = failureOf(this, ctx.subsystem, 'prepareSpin', outcome)
-      if (refused !== undefined) {
-        this.failure = refused
-        host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
-        return this.abort()
-      }
+      if (refused !== undefined) return this.refuseSpin(ctx, refused)
       this.preparedSpin++
       host.trace.recordCode(this.id, ctx.who, PREPARE_SPIN_OK)
     }
-    return this.commit()
+    return this.commitPoint()
+  }
+
+  private refuseSpin(ctx: SubsystemContext, refused: SystemError): Outcome {
+    this.failure = refused
+    this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
+    return this.abort()
   }
 
   // abortSpin on those whose prepareSpin succeeded, then abortSleep.
   private abort(): Outcome {
     this.outcome = 'aborted'
+    this.order = ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSpin))
+    return this.abortSpin(0)
+  }
+
+  private abortSpin(from: number): Outcome {
     this.phase = 'abortSpin'
-    for (const ctx of ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSpin))) {
+    const order = this.order
+    for (let i = from; i < order.length; i++) {
+      const ctx = order[i]!
       const abort = ctx.callbacks.abortSpin
-      if (abort !== undefined) recordInfallible(this, ctx, 'abortSpin', ABORT_SPIN_OK, invoke(abort, ctx), false)
+      if (abort !== undefined) recordInfallible(this, ctx, 'abortSpin', ABORT_SPIN_OK, this.call(abort, ctx, i), false)
     }
     this.spin = false
     return this.sleepingPhase('abortSleep', ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
   }
 
-  // The commit point, then commit: cannot fail; a throw is recorded and the rest still commit.
-  private commit(): Outcome {
+  // The commit point: the tasks switch css_set and the transaction has succeeded.
+  private commitPoint(): Outcome {
     const { host, tasks } = this
     for (const entry of tasks) host.moveTask(entry.task, entry.to)
     this.outcome = 'committed'
@@ -365,17 +440,24 @@ export class Transaction implements EarlyResult {
     this.committed = E.right(report) as E.Right<AttachReport>
     // A synchronous caller left waiting on a stray (in attach) reads it now.
     if (!this.sleep) this.guard.result = this.committed
+    return this.commit(0)
+  }
+
+  // Commit cannot fail: a throw is recorded and the rest still commit.
+  private commit(from: number): Outcome {
+    const contexts = this.contexts
     this.phase = 'commit'
     if ((this.changed!.phases & phaseBit.commit) !== 0) {
-      for (const ctx of this.contexts) {
+      for (let i = from; i < contexts.length; i++) {
+        const ctx = contexts[i]!
         const commit = ctx.callbacks.commit
-        if (commit !== undefined) recordInfallible(this, ctx, 'commit', COMMIT_OK, invoke(commit, ctx), false)
+        if (commit !== undefined) recordInfallible(this, ctx, 'commit', COMMIT_OK, this.call(commit, ctx, i), false)
       }
     }
     this.spin = false
     this.releaseAll()
     // Post-commit: may sleep, cannot fail.
-    return this.sleepingPhase('attach', this.contexts, 0)
+    return this.sleepingPhase('attach', contexts, 0)
   }
 
   // After the thread-group locks drop, for every called subsystem, success or failure.
@@ -400,23 +482,26 @@ export class Transaction implements EarlyResult {
    * postAttach): each in `order` from `from`, waiting where one returns a
    * promise; then the locks taken are released and the next phase runs.
    */
-  private sleepingPhase(phase: 'abortSleep' | 'attach' | 'postAttach', order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
+  private sleepingPhase(phase: SleepingPhase, order: ReadonlyArray<SubsystemContext>, from: number): Outcome {
     this.phase = phase
+    this.order = order
     // A phase nobody has a callback for is skipped.
-    if ((this.changed!.phases & phaseBit[phase]) !== 0) {
-      const ok = phase === 'attach' ? ATTACH_OK : phase === 'postAttach' ? POST_ATTACH_OK : ABORT_SLEEP_OK
+    if ((this.changed!.phases & (phase === 'attach' ? phaseBit.attach : phase === 'postAttach' ? phaseBit.postAttach : phaseBit.abortSleep)) !== 0) {
+      const ok = okCode(phase)
       for (let i = from; i < order.length; i++) {
         const ctx = order[i]!
         // Named loads (not callbacks[phase]): V8 keeps them monomorphic.
         const callback = phase === 'attach' ? ctx.callbacks.attach : phase === 'postAttach' ? ctx.callbacks.postAttach : ctx.callbacks.abortSleep
         if (callback === undefined) continue
-        const outcome = invoke(callback, ctx)
+        const outcome = this.call(callback, ctx, i)
         if (isPromiseLike(outcome))
-          return settle(outcome).then((settled) => {
-            this.host.trace.tick()
-            recordInfallible(this, ctx, phase, ok, settled, true)
-            return this.sleepingPhase(phase, order, i + 1)
-          })
+          return settle(outcome).then((settled) =>
+            this.guarded(() => {
+              this.host.trace.tick()
+              recordInfallible(this, ctx, phase, ok, settled, true)
+              return this.sleepingPhase(phase, order, i + 1)
+            }),
+          )
         recordInfallible(this, ctx, phase, ok, outcome, true)
       }
     }
@@ -681,16 +766,6 @@ export const runPhases = (
 }
 
 // ----------------------------------------------------------- callbacks
-
-// Calls a subsystem callback; a throw comes back as a Thrown. Allocates
-// nothing when the callback returns normally.
-const invoke = (callback: (ctx: AttachContext<unknown>) => unknown, ctx: SubsystemContext): unknown => {
-  try {
-    return callback.call(ctx.subsystem, ctx)
-  } catch (error) {
-    return new Thrown(error)
-  }
-}
 
 const settle = (promise: PromiseLike<unknown>): Promise<unknown> =>
   Promise.resolve(promise).then(
