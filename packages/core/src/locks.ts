@@ -66,6 +66,10 @@ export class SleepLock implements Lock {
   /** Releases the lock, handing it to the first waiter. */
   release(owner: LockOwner): void {
     if (this.holder !== owner) throw new Error(`lock ${this.name} released by a non-holder`)
+    if (this.waiters.length === 0) {
+      this.holder = undefined
+      return
+    }
     const next = this.waiters.shift()
     this.holder = next?.owner
     next?.wake()
@@ -135,6 +139,7 @@ export class RwSemaphore implements Lock {
   }
 
   private wakeWaiters(): void {
+    if (this.waiters.length === 0) return
     while (this.writer === undefined) {
       const next = this.waiters[0]
       if (next === undefined) return

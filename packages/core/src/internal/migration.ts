@@ -104,6 +104,8 @@ const noTids: ReadonlyArray<number> = Object.freeze([])
 const noEntries: ReadonlyArray<MigrationEntry> = Object.freeze([])
 const noContexts: ReadonlyArray<SubsystemContext> = Object.freeze([])
 const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
+// Never pushed to: a transaction that locks anything has an array of its own.
+const noGroups: Array<ThreadGroup> = []
 
 /**
  * @internal One attach from the group mutex to its end: who moves, where to,
@@ -116,7 +118,7 @@ export class Transaction implements EarlyResult {
   guard: EarlyResult = this
   /** Holds the group mutex and the thread-group locks: this transaction, or the caller that took them for it. */
   groupOwner: object = this
-  locked: Array<ThreadGroup> = []
+  locked: Array<ThreadGroup> = noGroups
   leader: Task | undefined = undefined
   source: Cgroup | undefined = undefined
   tasks: ReadonlyArray<MigrationEntry> = noEntries
@@ -214,6 +216,12 @@ export class Transaction implements EarlyResult {
       if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', this.operation(), { reason: 'PF_NO_SETAFFINITY' }))
       this.leader = leader
     }
+    // One process and nobody queued: the common case, no set, no sort.
+    if (this.source === undefined && this.leader!.group.lock.tryWrite(this)) {
+      this.locked = [this.leader!.group]
+      return this.buildAndRun(true)
+    }
+    this.locked = []
     const done = lockThreadGroups(this.leader, this.source === undefined ? noCgroups : [this.source], this, this.locked, this.sleep)
     return isPromiseLike(done) ? Promise.resolve(done).then((locked) => this.buildAndRun(locked)) : this.buildAndRun(done)
   }
@@ -226,9 +234,18 @@ export class Transaction implements EarlyResult {
       const refused = vetDestination(host, dst, mode, leader)
       if (refused !== undefined) return E.left(systemError(refused.errno, this.operation(), { reason: refused.reason }))
     }
-    const entries: Array<MigrationEntry> = []
-    if (mode === 'thread') this.addEntry(leader!, entries)
-    else for (const task of mode === 'process' ? leader!.group.threads : this.source!.tasks()) this.addEntry(task, entries)
+    let entries: Array<MigrationEntry>
+    // One task (a thread, or a process of one): an array of its exact size.
+    if (mode === 'thread' || (mode === 'process' && leader!.group.threads.size === 1)) {
+      const entry = this.entryOf(leader!)
+      entries = entry === undefined ? [] : [entry]
+    } else {
+      entries = []
+      for (const task of mode === 'process' ? leader!.group.threads : this.source!.tasks()) {
+        const entry = this.entryOf(task)
+        if (entry !== undefined) entries.push(entry)
+      }
+    }
     if (entries.length === 0) return E.right({ transaction: this.id, moved: [], skipped: this.skipped ?? noTids, subsystems: [] })
     host.trace.tick()
     if (mode === 'all' || destinations.length > 1) host.trace.record(this.id, undefined, 'begin', 'ok', this.operation())
@@ -236,13 +253,14 @@ export class Transaction implements EarlyResult {
     return this.runPhases(entries)
   }
 
-  private addEntry(task: Task, entries: Array<MigrationEntry>): void {
+  // The task's move, unless it is not running (an exiting one is reported skipped) or stays put.
+  private entryOf(task: Task): MigrationEntry | undefined {
     if (task.state !== 'running') {
       if (task.state === 'exiting') (this.skipped ??= []).push(task.tid)
-      return
+      return undefined
     }
     const to = destinationCssSet(this.host, task.cssSet, this.destinations)
-    if (to !== task.cssSet) entries.push({ task, from: task.cssSet, to })
+    return to === task.cssSet ? undefined : { task, from: task.cssSet, to }
   }
 
   /** The phases over a built taskset; the caller holds the mutex and has recorded `begin`. */
@@ -856,6 +874,7 @@ const describeMoved = (n: number): string => `moved ${n}`
 const describeFailure = (error: SystemError): string => (error.fault !== undefined ? `${error.fault.kind}: ${error.message}` : error.errno)
 
 const tidsOf = (entries: ReadonlyArray<MigrationEntry>): Array<number> => {
+  if (entries.length === 1) return [entries[0]!.task.tid]
   const tids: Array<number> = []
   for (const entry of entries) tids.push(entry.task.tid)
   return tids
@@ -878,11 +897,6 @@ export const lockThreadGroups = (
   locked: Array<ThreadGroup>,
   sleep: boolean,
 ): MaybePromise<boolean> => {
-  // One process and nobody queued: the common case, no set, no sort.
-  if (sources.length === 0 && leader !== undefined && locked.length === 0 && leader.group.lock.tryWrite(owner)) {
-    locked.push(leader.group)
-    return true
-  }
   const wanted = new Set<ThreadGroup>()
   if (leader !== undefined) wanted.add(leader.group)
   for (const source of sources) for (const task of source.tasks()) wanted.add(task.group)
