@@ -11,9 +11,9 @@
  *   the bare HierarchicalCounter tryCharge + uncharge at the same depth.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { Host, VirtualClock } from '@cgtx/core'
+import { Host, VirtualCgroupFs, VirtualClock } from '@cgtx/core'
 import { builtinSubsystems, createHost, HierarchicalCounter } from '@cgtx/subsystems'
-import { measure, ratio, report } from './harness.ts'
+import { measure, measureAlternating, ratio, report, type Case } from './harness.ts'
 
 const must = <A>(result: E.Either<{ message: string }, A>): A => {
   if (E.isLeft(result)) throw new Error(result.left.message)
@@ -21,44 +21,41 @@ const must = <A>(result: E.Either<{ message: string }, A>): A => {
 }
 
 // Ping-pongs a single-thread process between /a and /b of `hierarchy`.
-const pingPong = (name: string, host: Host, hierarchy: string) => {
+const pingPong = (name: string, host: Host, hierarchy: string): Case => {
   must(host.mkdirSync({ hierarchy, path: '/a' }))
   must(host.mkdirSync({ hierarchy, path: '/b' }))
   const pid = host.spawn('bench').tid
   const a = { mode: 'process' as const, pid, to: { hierarchy, path: '/a' } }
   const b = { mode: 'process' as const, pid, to: { hierarchy, path: '/b' } }
-  return measure(name, (i) => void must(host.attachSync(i % 2 === 0 ? a : b)), { opsPerSample: 20_000, samples: 15 })
+  return { name, op: (i) => void must(host.attachSync(i % 2 === 0 ? a : b)), opsPerSample: 20_000 }
 }
 
 export const run = (): void => {
-  const rows = []
-
   const bare = must(Host.create({ hierarchies: [{ name: 'h', version: 'v2' }] }))
-  rows.push(pingPong('attach 1-thread process, bare host (no controllers)', bare, 'h'))
 
   // The core's own cost of five bound subsystems: state per cgroup, no callbacks.
   const empty = ['e0', 'e1', 'e2', 'e3', 'e4'].map((name) => ({ name, createState: () => null }))
   const inert = must(Host.create({ subsystems: empty, hierarchies: [{ name: 'h', version: 'v2', subsystems: empty.map((s) => s.name) }] }))
   empty.forEach((_, id) => inert.hierarchy('h')!.root.subtreeControl.add(id))
-  rows.push(pingPong('attach 1-thread process, 5 subsystems without callbacks (v2)', inert, 'h'))
 
   const { host: v2 } = must(createHost({ layout: 'v2' }))
-  rows.push(pingPong('attach 1-thread process, 5 built-in controllers (v2)', v2, 'unified'))
 
   const builtins = must(builtinSubsystems({ clock: new VirtualClock() }))
   const v1 = must(Host.create({ subsystems: [...builtins], hierarchies: [{ name: 'all', version: 'v1', subsystems: builtins.map((s) => s.name) }] }))
-  must(v1.mkdirSync({ hierarchy: 'all', path: '/a' }))
-  must(v1.mkdirSync({ hierarchy: 'all', path: '/b' }))
-  // A v1 cpuset child starts empty; give both the machine.
-  const cpusetId = v1.subsystemId('cpuset')
-  for (const path of ['/a', '/b']) {
-    const state = v1.hierarchy('all')!.lookup(path)!.ownCss[cpusetId]!.state as { cpus: ReadonlyArray<number>; mems: ReadonlyArray<number>; effectiveCpus: ReadonlyArray<number>; effectiveMems: ReadonlyArray<number> }
-    Object.assign(state, { cpus: [0, 1, 2, 3], mems: [0], effectiveCpus: [0, 1, 2, 3], effectiveMems: [0] })
+  const v1Move = pingPong('attach 1-thread process, 5 built-in controllers (v1, one hierarchy)', v1, 'all')
+  // A v1 cpuset child starts empty (attaching fails ENOSPC); give both the machine.
+  const fs = new VirtualCgroupFs(v1)
+  for (const path of ['/all/a', '/all/b']) {
+    must(fs.writeSync(`${path}/cpuset.cpus`, '0-3'))
+    must(fs.writeSync(`${path}/cpuset.mems`, '0'))
   }
-  const pid = v1.spawn('bench').tid
-  const to = (path: string) => ({ mode: 'process' as const, pid, to: { hierarchy: 'all', path } })
-  const [toA, toB] = [to('/a'), to('/b')]
-  rows.push(measure('attach 1-thread process, 5 built-in controllers (v1, one hierarchy)', (i) => void must(v1.attachSync(i % 2 === 0 ? toA : toB)), { opsPerSample: 20_000, samples: 15 }))
+
+  const rows = measureAlternating([
+    pingPong('attach 1-thread process, bare host (no controllers)', bare, 'h'),
+    pingPong('attach 1-thread process, 5 subsystems without callbacks (v2)', inert, 'h'),
+    pingPong('attach 1-thread process, 5 built-in controllers (v2)', v2, 'unified'),
+    v1Move,
+  ])
 
   // Charges at depth 5: /l1/l2/l3/l4/l5 (six counters with the root's).
   const { host: deep, builtins: controllers } = must(createHost({ layout: 'v2' }))
