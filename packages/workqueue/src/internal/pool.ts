@@ -418,9 +418,6 @@ export class Worker {
   private awaiting = false
   /** ...unless it burns CPU meanwhile. */
   private burning = 0
-  /** The instance it runs now, and its sequence number. */
-  current: Work | undefined = undefined
-  currentSeq = 0
   /** Works of the same item handed over by another worker (non-reentrancy). */
   readonly scheduled: Array<Work> = []
   readonly slot: WorkerSlot
@@ -604,18 +601,20 @@ export class Worker {
     const seq = work.queuedSeq
     const color = work.color
     const target = work.cgroups
-    work.cgroups = undefined
+    // Stores only where something changes: this runs once per work.
+    if (target !== undefined) work.cgroups = undefined
+    if (work.holder !== undefined) work.holder = undefined
     work.place = 'none'
-    work.holder = undefined
     if (work.canceling === undefined) work.pending = false
     work.runningOn = this
-    this.current = work
-    this.currentSeq = seq
     const slot = this.slot
     slot.work = work
-    slot.workqueue = pwq.wq.name
-    slot.strategy = pwq.wq.strategy
-    slot.target = target
+    const wq = pwq.wq
+    if (slot.workqueue !== wq.name || slot.strategy !== wq.strategy) {
+      slot.workqueue = wq.name
+      slot.strategy = wq.strategy
+    }
+    if (target !== undefined) slot.target = target
     // An unbound pool starts every work at once: wake another worker for the rest.
     if (!this.pool.concurrencyManaged && this.pool.worklist.length > 0) this.pool.kick()
     if (pwq.wq.cpuIntensive) {
@@ -688,9 +687,8 @@ export class Worker {
       work.runWaiters = undefined
       for (const resolve of runWaiters) resolve()
     }
-    this.current = undefined
     this.slot.work = undefined
-    this.slot.target = undefined
+    if (target !== undefined) this.slot.target = undefined
     this.pool.system.retire(work, pwq, seq, color, target)
   }
 
