@@ -159,8 +159,18 @@ const normalizeMaybe = (result: MaybePromise<HookResult>): MaybePromise<void | E
     ? (result as Promise<HookResult>).then(normalize)
     : normalize(result as HookResult)
 
+const noMoves: ReadonlyArray<never> = Object.freeze([])
+
 /** The moves of `ctx` that concern its subsystem: entries whose css for it changes. */
 export const movesOf = <S>(ctx: AttachContext<S>): ReadonlyArray<Move<S>> => {
+  const tasks = ctx.tasks
+  // One task (the common move): an array of its exact size, not a push-grown one.
+  if (tasks.length === 1) {
+    const entry = tasks[0]!
+    const from = ctx.from(entry)
+    const to = ctx.to(entry)
+    return from === to ? noMoves : [{ task: entry.task, from, to }]
+  }
   const moves: Array<Move<S>> = []
   for (const entry of ctx.tasks) {
     const from = ctx.from(entry)

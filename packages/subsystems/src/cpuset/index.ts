@@ -247,16 +247,18 @@ export const makeCpuset = (options: CpusetOptions): CpusetSubsystem => {
     ],
     attach: {
       prepareSleep: (ctx, moves) => {
-        const destinations: Array<Css<CpusetState>> = []
+        let destinations: Array<Css<CpusetState>> | undefined
         for (const move of moves) {
           const dst = move.to
-          if (!destinations.includes(dst)) {
+          if (destinations === undefined || !destinations.includes(dst)) {
             if (dst.state.effectiveCpus.length === 0) return ctx.refuse('ENOSPC', `${dst.cgroup.path} has no cpus`)
             if (dst.cgroup.hierarchy.version === 'v1' && dst.state.effectiveMems.length === 0) return ctx.refuse('ENOSPC', `${dst.cgroup.path} has no mems`)
-            destinations.push(dst)
+            if (destinations === undefined) destinations = [dst]
+            else destinations.push(dst)
           }
           if (move.task.flags.noSetAffinity) return ctx.refuse('EINVAL', `task ${move.task.tid} may not change affinity`)
         }
+        destinations ??= []
         for (const dst of destinations) dst.state.attachInProgress++
         ctx.privateState = destinations
         return undefined
