@@ -203,4 +203,26 @@ describe('attach transaction', () => {
       expect(calls.slice(-3)).toEqual(['x.postAttach', 'y.postAttach', 'z.postAttach'])
     })
   })
+
+  it('gives a subsystem a fresh privateState in every transaction (its context object is reused)', () => {
+    const seen: Array<{ transaction: number; state: unknown; context: object }> = []
+    const keeper: Subsystem<null> = {
+      name: 'keeper',
+      createState: () => null,
+      prepareSleep: (ctx) => {
+        seen.push({ transaction: ctx.transaction, state: ctx.privateState, context: ctx })
+        ctx.privateState = `set in ${ctx.transaction}`
+      },
+      commit: (ctx) => void expect(ctx.privateState).toBe(`set in ${ctx.transaction}`),
+    }
+    const host = right(Host.create({ subsystems: [keeper], hierarchies: [{ name: 'h', subsystems: ['keeper'] }] }))
+    right(host.mkdirSync(to('/x')))
+    const task = host.spawn()
+    right(host.attachSync({ mode: 'thread', pid: task.tid, to: to('/x') }))
+    right(host.attachSync({ mode: 'thread', pid: task.tid, to: to('/') }))
+    expect(seen).toHaveLength(2)
+    expect(seen.map((call) => call.state)).toEqual([undefined, undefined])
+    expect(seen[0]!.transaction).not.toBe(seen[1]!.transaction)
+    expect(seen[0]!.context).toBe(seen[1]!.context)
+  })
 })
