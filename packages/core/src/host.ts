@@ -205,6 +205,8 @@ export class Host {
 
   /** The live cgroup named by `ref` (decoded), or an error: BadArgument, ENOENT. */
   cgroup(ref: unknown): E.Either<CgtxError, Cgroup> {
+    const found = this.findCgroup(ref)
+    if (found !== undefined) return E.right(found)
     const decoded = decode(CgroupRef, ref, 'cgroup')
     if (E.isLeft(decoded)) return decoded
     const hierarchy = this.hierarchy(decoded.right.hierarchy)
@@ -214,6 +216,19 @@ export class Host {
     return cgroup === undefined
       ? E.left(systemError('ENOENT', `lookup ${hierarchy.name}:${decoded.right.path}`))
       : E.right(cgroup)
+  }
+
+  /**
+   * The live cgroup a `{ hierarchy, path }` names, or undefined — without
+   * the codec, for hot paths: a live cgroup's hierarchy name and path are
+   * valid by construction, so a ref that finds one is one the codec accepts.
+   * {@link Host.cgroup} says why a ref finds nothing.
+   */
+  findCgroup(ref: unknown): Cgroup | undefined {
+    if (typeof ref !== 'object' || ref === null) return undefined
+    const { hierarchy, path } = ref as { hierarchy?: unknown; path?: unknown }
+    if (typeof hierarchy !== 'string' || typeof path !== 'string') return undefined
+    return this.mounts.get(hierarchy)?.lookup(path)
   }
 
   /** The task with this tid, unless reaped. */

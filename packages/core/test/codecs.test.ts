@@ -57,6 +57,18 @@ describe('codecs', () => {
     )
   })
 
+  it('findCgroup finds exactly the cgroups Host.cgroup resolves through the codec', () => {
+    const host = (Host.create({ hierarchies: [{ name: 'h' }, { name: 'cpu,cpuacct' }] }) as E.Right<Host>).right
+    for (const at of ['/a', '/a/b', '/b', '/...', '/.a']) host.mkdirSync({ hierarchy: 'h', path: at })
+    fc.assert(
+      fc.property(fc.oneof(ref, fc.anything()), (input) => {
+        const resolved = host.cgroup(input)
+        expect(host.findCgroup(input)).toBe(E.isRight(resolved) ? resolved.right : undefined)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
   it('CgroupPath accepts / and names of 1–255 characters without /, newline, NUL, . or ..', () => {
     for (const good of ['/', '/a', '/a/b', '/.a', '/...', `/${'x'.repeat(255)}`]) expect(CgroupPath.is(good)).toBe(true)
     for (const bad of ['', 'a', '/a/', '//', '/.', '/..', '/a/./b', '/a\nb', `/${'x'.repeat(256)}`]) expect(CgroupPath.is(bad)).toBe(false)

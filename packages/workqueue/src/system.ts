@@ -560,6 +560,12 @@ export class WorkqueueSystem implements PoolHost {
         return E.left(systemError('ENODEV', `queue for ${input.hierarchy.name}:${input.path}`, { reason: 'cgroup removed' }))
       return E.right([input])
     }
+    // One ref naming a live cgroup needs no decoding either (see Host.findCgroup).
+    const found = this.host.findCgroup(input)
+    if (found !== undefined) {
+      if (this.removals.has(found)) return E.left(systemError('ENODEV', `queue for ${found.hierarchy.name}:${found.path}`, { reason: 'cgroup is being removed' }))
+      return E.right([found])
+    }
     const decoded = decode(CgroupTarget, input, field)
     if (E.isLeft(decoded)) return decoded
     const refs = Array.isArray(decoded.right) ? decoded.right : [decoded.right]

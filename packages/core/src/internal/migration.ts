@@ -696,14 +696,14 @@ export const resolveKnown = (host: Host, request: unknown, sleep: boolean): Tran
     if (to.length === 0) return undefined
     const several: Array<Cgroup> = []
     for (const ref of to as ReadonlyArray<unknown>) {
-      const cgroup = knownCgroup(host, ref)
+      const cgroup = host.findCgroup(ref)
       if (cgroup === undefined) return undefined
       for (const other of several) if (other.hierarchy === cgroup.hierarchy) return undefined
       several.push(cgroup)
     }
     destinations = several
   } else {
-    const cgroup = knownCgroup(host, to)
+    const cgroup = host.findCgroup(to)
     if (cgroup === undefined) return undefined
     destinations = [cgroup]
   }
@@ -718,12 +718,6 @@ export const resolveKnown = (host: Host, request: unknown, sleep: boolean): Tran
   return undefined
 }
 
-const knownCgroup = (host: Host, ref: unknown): Cgroup | undefined => {
-  if (typeof ref !== 'object' || ref === null) return undefined
-  const { hierarchy, path } = ref as { hierarchy?: unknown; path?: unknown }
-  if (typeof hierarchy !== 'string' || typeof path !== 'string') return undefined
-  return host.hierarchy(hierarchy)?.lookup(path)
-}
 
 // Decodes the request with the codec, then resolves its destinations: an
 // unknown mount is a caller error, a missing path fails like open(2) of its
