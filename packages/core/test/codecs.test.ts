@@ -1,7 +1,7 @@
 import * as E from 'fp-ts/lib/Either.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { AttachRequest, CgroupPath, decode, Host } from '@cgtx/core'
+import { AttachRequest, CgroupPath, CgroupRef, decode, Host } from '@cgtx/core'
 import { resolveKnown } from '../src/internal/migration.ts'
 
 // Inputs that are valid, nearly valid, and anything at all; paths and refs
@@ -57,13 +57,14 @@ describe('codecs', () => {
     )
   })
 
-  it('findCgroup finds exactly the cgroups Host.cgroup resolves through the codec', () => {
+  it('findCgroup finds exactly the live cgroups of refs the CgroupRef codec accepts', () => {
     const host = (Host.create({ hierarchies: [{ name: 'h' }, { name: 'cpu,cpuacct' }] }) as E.Right<Host>).right
     for (const at of ['/a', '/a/b', '/b', '/...', '/.a']) host.mkdirSync({ hierarchy: 'h', path: at })
     fc.assert(
       fc.property(fc.oneof(ref, fc.anything()), (input) => {
-        const resolved = host.cgroup(input)
-        expect(host.findCgroup(input)).toBe(E.isRight(resolved) ? resolved.right : undefined)
+        const decoded = decode(CgroupRef, input, 'ref')
+        const expected = E.isRight(decoded) ? host.hierarchy(decoded.right.hierarchy)?.lookup(decoded.right.path) : undefined
+        expect(host.findCgroup(input)).toBe(expected)
       }),
       { numRuns: 2000 },
     )
