@@ -109,6 +109,8 @@ export class Workqueue implements PwqOwner {
   readonly delayed = new Set<Work>()
   /** @internal */
   readonly pwqs = new Map<Pool, Pwq>()
+  // The pwq of an unbound workqueue in its shared unbound pool.
+  private sharedUnboundPwq: Pwq | undefined = undefined
   /** @internal Per-CPU pwqs of a bound shared workqueue, by CPU. */
   private readonly percpuPwqs: Array<Pwq> = []
   /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
@@ -332,7 +334,9 @@ export class Workqueue implements PwqOwner {
       const pool = system.cgroupPool(target)
       if (!pool.dying) return this.pwqOf(pool)
     }
-    return this.pwqOf(system.unboundPool(this.strategy ?? 'plain', this.highpri, this.cpumask))
+    // Unbound pools live as long as the system: found once, then remembered.
+    this.sharedUnboundPwq ??= this.pwqOf(system.unboundPool(this.strategy ?? 'plain', this.highpri, this.cpumask))
+    return this.sharedUnboundPwq
   }
 
   private dedicatedPwq(work: Work, cpu: number): Pwq {
