@@ -51,7 +51,7 @@ export interface HostConfig {
   readonly hierarchies: ReadonlyArray<HierarchySpec>
   readonly abortOrder?: AbortOrder
   readonly clock?: Clock
-  /** Events the trace keeps (default 4096). */
+  /** Events the trace keeps (default 4096; rounded up to a power of two). */
   readonly traceCapacity?: number
   /** Number of CPUs and memory nodes of the modelled machine (default 4 and 1). */
   readonly cpus?: number

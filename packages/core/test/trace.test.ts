@@ -144,6 +144,13 @@ describe('trace', () => {
     expect(host.trace.events(transactions[0])).toEqual([])
   })
 
+  it('keeps its capacity rounded up to a power of two', () => {
+    const trace = new Trace(new VirtualClock(), 20)
+    expect(trace.capacity).toBe(32)
+    for (let i = 0; i < 40; i++) trace.record(i, 's', 'commit', 'ok')
+    expect(trace.events().map((event) => event.transaction)).toEqual(Array.from({ length: 32 }, (_, i) => i + 8))
+  })
+
   it('can be paused and cleared', () => {
     const trace = new Trace(new VirtualClock(), 16)
     trace.record(1, 'a', 'prepareSleep', 'ok')
