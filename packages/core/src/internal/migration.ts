@@ -104,8 +104,7 @@ const noTids: ReadonlyArray<number> = Object.freeze([])
 const noEntries: ReadonlyArray<MigrationEntry> = Object.freeze([])
 const noContexts: ReadonlyArray<SubsystemContext> = Object.freeze([])
 const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
-// Never pushed to: a transaction that locks anything has an array of its own.
-const noGroups: Array<ThreadGroup> = []
+const noGroups: ReadonlyArray<ThreadGroup> = Object.freeze([])
 
 /**
  * @internal One attach from the group mutex to its end: who moves, where to,
@@ -118,7 +117,7 @@ export class Transaction implements EarlyResult {
   guard: EarlyResult = this
   /** Holds the group mutex and the thread-group locks: this transaction, or the caller that took them for it. */
   groupOwner: object = this
-  locked: Array<ThreadGroup> = noGroups
+  locked: ReadonlyArray<ThreadGroup> = noGroups
   leader: Task | undefined = undefined
   source: Cgroup | undefined = undefined
   tasks: ReadonlyArray<MigrationEntry> = noEntries
@@ -221,8 +220,9 @@ export class Transaction implements EarlyResult {
       this.locked = [this.leader!.group]
       return this.buildAndRun(true)
     }
-    this.locked = []
-    const done = lockThreadGroups(this.leader, this.source === undefined ? noCgroups : [this.source], this, this.locked, this.sleep)
+    const locked: Array<ThreadGroup> = []
+    this.locked = locked
+    const done = lockThreadGroups(this.leader, this.source === undefined ? noCgroups : [this.source], this, locked, this.sleep)
     return isPromiseLike(done) ? Promise.resolve(done).then((locked) => this.buildAndRun(locked)) : this.buildAndRun(done)
   }
 
