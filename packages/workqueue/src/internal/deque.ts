@@ -1,63 +1,53 @@
 /**
- * A FIFO with O(1) push and shift and removal by identity (a tombstone), the
- * shape of the kernel's worklists: works are appended, taken from the head,
- * and now and then stolen from the middle by a cancel. A ring of a power-of-two
- * size: a steady stream of works moves through it without allocating.
+ * A FIFO with O(1) push and shift, the shape of the kernel's worklists: works
+ * are appended, taken from the head, and now and then stolen from the middle
+ * by a cancel. A ring of a power-of-two size, so a steady stream of works
+ * moves through it without allocating. Its head is kept inside the ring (not
+ * an ever-growing position, which would leave the small-integer range after
+ * 2^31 works), and removal closes the gap instead of leaving a tombstone, so
+ * push and shift test nothing but emptiness and room.
  */
 
 /** A first-in first-out list of objects. */
 export class Deque<A extends object> {
   private items: Array<A | undefined> = new Array<A | undefined>(16).fill(undefined)
   private mask = 15
-  // Positions of the first slot and one past the last; they only grow (slot = position & mask).
+  // Slot of the first entry, and the number of entries.
   private head = 0
-  private tail = 0
-  private live = 0
+  private size = 0
 
   /** Number of entries. */
   get length(): number {
-    return this.live
+    return this.size
   }
 
   push(item: A): void {
-    if (this.tail - this.head > this.mask) this.grow()
-    this.items[this.tail & this.mask] = item
-    this.tail++
-    this.live++
+    if (this.size > this.mask) this.grow()
+    this.items[(this.head + this.size) & this.mask] = item
+    this.size++
   }
 
   /** The first entry, removed. */
   shift(): A | undefined {
-    if (this.live === 0) return undefined
-    const { items, mask } = this
-    for (;;) {
-      const at = this.head & mask
-      const item = items[at]
-      items[at] = undefined
-      this.head++
-      // Tombstones left by `remove` are skipped.
-      if (item !== undefined) {
-        this.live--
-        return item
-      }
-    }
+    if (this.size === 0) return undefined
+    const head = this.head
+    const item = this.items[head]
+    this.items[head] = undefined
+    this.head = (head + 1) & this.mask
+    this.size--
+    return item
   }
 
   /** The first entry, left in place. */
   peek(): A | undefined {
-    for (let at = this.head; at < this.tail; at++) {
-      const item = this.items[at & this.mask]
-      if (item !== undefined) return item
-    }
-    return undefined
+    return this.size === 0 ? undefined : this.items[this.head]
   }
 
   /** Removes `item`; false if it is not here. */
   remove(item: A): boolean {
-    for (let at = this.head; at < this.tail; at++) {
-      if (this.items[at & this.mask] !== item) continue
-      this.items[at & this.mask] = undefined
-      this.live--
+    for (let i = 0; i < this.size; i++) {
+      if (this.items[(this.head + i) & this.mask] !== item) continue
+      this.close(i)
       return true
     }
     return false
@@ -66,32 +56,35 @@ export class Deque<A extends object> {
   /** Removes and returns every entry that satisfies `pick`, in order. */
   take(pick: (item: A) => boolean): Array<A> {
     const taken: Array<A> = []
-    for (let at = this.head; at < this.tail; at++) {
-      const item = this.items[at & this.mask]
-      if (item !== undefined && pick(item)) {
-        taken.push(item)
-        this.items[at & this.mask] = undefined
-        this.live--
-      }
+    let kept = 0
+    for (let i = 0; i < this.size; i++) {
+      const item = this.items[(this.head + i) & this.mask]!
+      if (pick(item)) taken.push(item)
+      else this.items[(this.head + kept++) & this.mask] = item
     }
+    for (let i = kept; i < this.size; i++) this.items[(this.head + i) & this.mask] = undefined
+    this.size = kept
     return taken
   }
 
   *[Symbol.iterator](): Generator<A> {
-    for (let at = this.head; at < this.tail; at++) {
-      const item = this.items[at & this.mask]
-      if (item !== undefined) yield item
-    }
+    for (let i = 0; i < this.size; i++) yield this.items[(this.head + i) & this.mask]!
   }
 
-  // Doubles the ring, its entries (tombstones included) moved to the front in order.
+  // Removes the entry at index `at`, moving the later ones forward.
+  private close(at: number): void {
+    for (let i = at; i + 1 < this.size; i++) this.items[(this.head + i) & this.mask] = this.items[(this.head + i + 1) & this.mask]
+    this.size--
+    this.items[(this.head + this.size) & this.mask] = undefined
+  }
+
+  // Doubles the ring, its entries moved to the front in order.
   private grow(): void {
     const size = this.items.length
     const items = new Array<A | undefined>(size * 2).fill(undefined)
-    for (let i = 0; i < size; i++) items[i] = this.items[(this.head + i) & this.mask]
+    for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask]
     this.items = items
     this.mask = size * 2 - 1
-    this.tail -= this.head
     this.head = 0
   }
 }
