@@ -20,8 +20,8 @@ export interface WorkerSlot {
   host: Host
   task: Task
   work: Work | undefined
-  workqueue: string
-  strategy: Strategy | undefined
+  /** The workqueue of the running work (the last one run, between works). */
+  owner: { readonly name: string; readonly strategy: Strategy | undefined } | undefined
   /** Cgroups the running instance was queued for (cgroup works only). */
   target: ReadonlyArray<Cgroup> | undefined
   /** CPU the worker is bound to, if it is a per-CPU worker. */
@@ -66,7 +66,7 @@ const cgroupOf = (slot: WorkerSlot, hierarchy: string): Cgroup | undefined => {
 
 /** @internal Where charges of the slot's work land on `hierarchy`. */
 export const chargeCgroupOf = (slot: WorkerSlot, hierarchy: string): Cgroup | undefined => {
-  if (slot.strategy === 'remote-charge' && slot.target !== undefined) {
+  if (slot.owner?.strategy === 'remote-charge' && slot.target !== undefined) {
     const named = slot.target.find((cgroup) => cgroup.hierarchy.name === hierarchy)
     if (named !== undefined) return named
   }
@@ -104,9 +104,9 @@ export const currentWork = (): WorkContext | undefined => {
   const work = slot.work!
   return {
     work,
-    workqueue: slot.workqueue,
+    workqueue: slot.owner!.name,
     worker: slot.task,
-    strategy: slot.strategy,
+    strategy: slot.owner!.strategy,
     cpu: slot.cpu,
     cgroupIn: (hierarchy) => cgroupOf(slot, hierarchy),
     chargeCgroup: (hierarchy) => chargeCgroupOf(slot, hierarchy),

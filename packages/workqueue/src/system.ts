@@ -39,7 +39,7 @@ import {
 import { chargeCgroupOf, currentSlot, runningCpu, type WorkerSlot } from './context.ts'
 import { CpuScheduler, unlimitedCpu, type CpuPolicy, type CpuStat } from './cpu.ts'
 import { Pool, Pwq, Worker, type PoolHost, type PwqOwner } from './internal/pool.ts'
-import { Work, WorkCodec, type WorkFailure } from './work.ts'
+import { Place, Work, WorkCodec, type WorkFailure } from './work.ts'
 import type { MemorySubsystem } from '@cgtx/subsystems'
 
 /**
@@ -97,13 +97,14 @@ export class Workqueue implements PwqOwner {
   rescuer: Pool | undefined = undefined
   destroyed = false
   draining = false
-  /** Instances queued (not delayed) or running. */
-  inFlight = 0
-  /** @internal Active instances over all pwqs. */
+  /** @internal Unbound: active instances over all pwqs. */
   activeTotal = 0
   /** @internal Unbound: pwqs waiting for room under max_active, in turn. */
   readonly waiting: Array<Pwq> = []
-  /** Most instances ever active at once in one pwq (max_active is never exceeded). */
+  /**
+   * Most instances ever active at once, counted as max_active counts them:
+   * in one pwq for a bound workqueue, over all pwqs for an unbound one.
+   */
   peakActive = 0
   /** @internal Delayed works whose timer is armed. */
   readonly delayed = new Set<Work>()
@@ -111,8 +112,10 @@ export class Workqueue implements PwqOwner {
   readonly pwqs = new Map<Pool, Pwq>()
   // The pwq of an unbound workqueue in its shared unbound pool.
   private sharedUnboundPwq: Pwq | undefined = undefined
-  /** @internal Per-CPU pwqs of a bound shared workqueue, by CPU. */
+  // Per-CPU pwqs of a bound shared workqueue, by CPU.
   private readonly percpuPwqs: Array<Pwq> = []
+  // Bound, on the shared per-CPU pools (no eager or lazy threads of its own).
+  private readonly percpuShared: boolean
   /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
   readonly dedicated: Array<Pool | undefined> = []
   private color = 0
@@ -133,13 +136,33 @@ export class Workqueue implements PwqOwner {
     this.highpri = flags.highpri ?? false
     this.cpuIntensive = flags.cpuIntensive ?? false
     this.threads = options.threads ?? 'shared'
+    this.percpuShared = !this.unbound && this.threads === 'shared'
     this.cpumask = options.cpus === undefined ? undefined : [...new Set(options.cpus)].sort((a, b) => a - b)
     this.strategy = this.cgroupAware ? (options.strategy ?? 'migrate') : undefined
     this.maxActive = this.ordered ? 1 : options.maxActive === undefined || options.maxActive === 0 ? WQ_DFL_ACTIVE : options.maxActive
   }
 
+  /** Instances queued (not delayed) or running: the sum of the flush colours' counts. */
+  get inFlight(): number {
+    let total = 0
+    for (const count of this.colorCounts) total += count
+    return total
+  }
+
   /** queue_work / queue_work_on: see {@link queueWork}. */
   queue(work: unknown, options?: unknown): E.Either<CgtxError, boolean> {
+    // The common call (a Work, no options, a workqueue open to plain works)
+    // stays small enough to be inlined into its caller.
+    if (options !== undefined || this.destroyed || this.cgroupAware || this.draining || !(work instanceof Work))
+      return this.queueChecked(work, options)
+    if (work.pending) return RIGHT_FALSE
+    work.pending = true
+    work.queuedSeq++
+    this.insert(work, undefined, undefined)
+    return RIGHT_TRUE
+  }
+
+  private queueChecked(work: unknown, options: unknown): E.Either<CgtxError, boolean> {
     if (!(work instanceof Work)) return notAWork(work)
     let cpu: number | undefined
     if (options !== undefined) {
@@ -147,10 +170,8 @@ export class Workqueue implements PwqOwner {
       if (E.isLeft(decoded)) return decoded
       cpu = decoded.right
     }
-    if (this.destroyed || this.cgroupAware || this.draining) {
-      const refused = this.refuse('queue_work', false)
-      if (refused !== undefined) return E.left(refused)
-    }
+    const refused = this.refuse('queue_work', false)
+    if (refused !== undefined) return E.left(refused)
     if (work.pending) return RIGHT_FALSE
     work.pending = true
     work.queuedSeq++
@@ -202,7 +223,7 @@ export class Workqueue implements PwqOwner {
       this.insert(work, cpu.right, target)
       return RIGHT_TRUE
     }
-    work.place = 'timer'
+    work.place = Place.timer
     work.holder = this
     work.cpu = cpu.right
     work.cgroups = target
@@ -267,10 +288,8 @@ export class Workqueue implements PwqOwner {
 
   /** @internal Bookkeeping of a finished or stolen instance. */
   instanceDone(color: number): void {
-    this.inFlight--
-    const at = color - this.colorBase
     // A flusher can only be woken when a colour empties.
-    if (--this.colorCounts[at]! === 0 && this.flushers.length > 0) this.wakeFlushers()
+    if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
   }
 
   /** @internal */
@@ -299,28 +318,35 @@ export class Workqueue implements PwqOwner {
       return systemError('EINVAL', `${operation} ${this.name}`, { reason: 'a plain work on a WQ_CGROUP workqueue (use queueCgroupWork)' })
     if (this.draining) {
       const slot = currentSlot()
-      if (slot === undefined || slot.workqueue !== this.name)
+      if (slot === undefined || slot.owner !== this)
         return systemError('EBUSY', `${operation} ${this.name}`, { reason: 'draining: only chained work may queue' })
     }
     return undefined
   }
 
   private insert(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): void {
-    work.cgroups = target
-    work.color = this.color
-    this.colorCounts[this.color - this.colorBase]!++
-    this.inFlight++
-    const pwq = this.pwqFor(work, cpu, target)
-    pwq.add(work)
-    const active = this.unbound ? this.activeTotal : pwq.nrActive
-    if (active > this.peakActive) this.peakActive = active
+    // A work that is not pending has no target: only a cgroup work stores one.
+    if (target !== undefined) work.cgroups = target
+    const color = this.color
+    work.color = color
+    this.colorCounts[color - this.colorBase]!++
+    this.pwqFor(work, cpu, target).add(work)
   }
 
   private pwqFor(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
+    // The common case first: a bound shared workqueue, the work not running.
+    if (this.percpuShared && work.runningOn === undefined) {
+      const pwq = this.percpuPwqs[cpu ?? runningCpu() ?? 0]
+      if (pwq !== undefined) return pwq
+    }
+    return this.findPwq(work, cpu, target)
+  }
+
+  private findPwq(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
     const system = this.system
     // Non-reentrancy: a work still running on one of our pools is queued behind itself there.
     const runner = work.runningOn as Worker | undefined
-    if (runner !== undefined && !this.unbound && this.threads === 'shared') {
+    if (runner !== undefined && this.percpuShared) {
       const pwq = this.pwqs.get(runner.pool)
       if (pwq !== undefined) return pwq
     }
@@ -595,7 +621,8 @@ export class WorkqueueSystem implements PoolHost {
     for (const cgroup of target) this.refs.set(cgroup, (this.refs.get(cgroup) ?? 0) + 1)
   }
 
-  private release(target: ReadonlyArray<Cgroup>): void {
+  /** @internal */
+  release(target: ReadonlyArray<Cgroup>): void {
     for (const cgroup of target) {
       const count = this.refs.get(cgroup)! - 1
       if (count === 0) this.refs.delete(cgroup)
@@ -649,37 +676,37 @@ export class WorkqueueSystem implements PoolHost {
   /** @internal Takes a pending instance back from wherever it waits. */
   steal(work: Work): void {
     switch (work.place) {
-      case 'none':
+      case Place.none:
         return
-      case 'timer': {
+      case Place.timer: {
         work.timer?.cancel()
         work.timer = undefined
         ;(work.holder as Workqueue).delayed.delete(work)
-        work.place = 'none'
+        work.place = Place.none
         work.holder = undefined
         if (work.cgroups !== undefined) this.release(work.cgroups)
         work.cgroups = undefined
         work.settle(work.queuedSeq)
         return
       }
-      case 'worklist':
-      case 'mayday': {
+      case Place.worklist:
+      case Place.mayday: {
         const pwq = work.pwq as Pwq
-        const list = work.place === 'mayday' ? (work.holder as Pool).worklist : pwq.pool.worklist
+        const list = work.place === Place.mayday ? (work.holder as Pool).worklist : pwq.pool.worklist
         list.remove(work)
         this.retireStolen(work, pwq, true)
         return
       }
-      case 'deferred':
+      case Place.deferred:
         this.retireStolen(work, work.pwq as Pwq, true)
         return
-      case 'scheduled': {
+      case Place.scheduled: {
         const holder = work.holder as Worker
         holder.scheduled.splice(holder.scheduled.indexOf(work), 1)
         this.retireStolen(work, work.pwq as Pwq, true)
         return
       }
-      case 'inactive': {
+      case Place.inactive: {
         const pwq = work.pwq as Pwq
         pwq.inactive.remove(work)
         this.retireStolen(work, pwq, false)
@@ -691,7 +718,7 @@ export class WorkqueueSystem implements PoolHost {
   private retireStolen(work: Work, pwq: Pwq, active: boolean): void {
     const target = work.cgroups
     work.cgroups = undefined
-    work.place = 'none'
+    work.place = Place.none
     work.holder = undefined
     work.handoverTo = undefined
     work.settle(work.queuedSeq)
@@ -741,13 +768,7 @@ export class WorkqueueSystem implements PoolHost {
     return both.length === 0 ? slot.cpus : both
   }
 
-  /** @internal */
-  retire(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void {
-    work.settle(seq)
-    pwq.deactivate()
-    ;(pwq.wq as Workqueue).instanceDone(color)
-    if (target !== undefined) this.release(target)
-  }
+
 
   /** @internal */
   recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void {
@@ -918,7 +939,7 @@ export const cancelWorkSync = (work: unknown): Promise<E.Either<CgtxError, boole
 }
 
 const systemOf = (work: Work): WorkqueueSystem | undefined => {
-  if (work.place === 'timer') return (work.holder as Workqueue).system
+  if (work.place === Place.timer) return (work.holder as Workqueue).system
   const pwq = work.pwq as Pwq | undefined
   return pwq === undefined ? undefined : (pwq.wq as Workqueue).system
 }

@@ -18,8 +18,14 @@ import { badArgument, type BadArgument } from '@cgtx/core'
 /** What a work runs: synchronous or asynchronous JavaScript. It receives its own {@link Work}. */
 export type WorkFunction = (work: Work) => void | PromiseLike<void>
 
-/** Where a pending instance waits. */
-export type WorkPlace = 'none' | 'timer' | 'worklist' | 'inactive' | 'scheduled' | 'mayday' | 'deferred'
+/**
+ * @internal Where a pending instance waits. Small integers rather than
+ * strings: a work's place is stored several times per run, and a small
+ * integer is stored without a GC write barrier.
+ */
+export const Place = { none: 0, timer: 1, worklist: 2, inactive: 3, scheduled: 4, mayday: 5, deferred: 6 } as const
+/** @internal */
+export type WorkPlace = (typeof Place)[keyof typeof Place]
 
 /** A work that threw or rejected; the worker carried on with the next one. */
 export interface WorkFailure {
@@ -37,7 +43,7 @@ export class Work {
   /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
   canceling: Promise<boolean> | undefined = undefined
   /** @internal Where the pending instance is. */
-  place: WorkPlace = 'none'
+  place: WorkPlace = Place.none
   /** @internal The pool_workqueue the pending instance belongs to. */
   pwq: unknown = undefined
   /** @internal The list holder for `scheduled` / `mayday` / `handover` places. */
@@ -85,14 +91,24 @@ export class Work {
   /** @internal An instance finished or was cancelled: wake flushWork callers waiting for it. */
   settle(seq: number): void {
     if (seq > this.finishedSeq) this.finishedSeq = seq
-    const waiters = this.waiters
-    if (waiters === undefined) return
-    const still: typeof waiters = []
-    for (const waiter of waiters) {
+    if (this.waiters !== undefined) this.wakeWaiters()
+  }
+
+  // flushWork callers whose instance has now finished.
+  private wakeWaiters(): void {
+    const still: Array<{ readonly seq: number; readonly resolve: () => void }> = []
+    for (const waiter of this.waiters!) {
       if (waiter.seq <= this.finishedSeq) waiter.resolve()
       else still.push(waiter)
     }
     this.waiters = still.length === 0 ? undefined : still
+  }
+
+  /** @internal The running instance finished: wake who waited for it (cancelWorkSync, flushWork). */
+  wakeRunWaiters(): void {
+    const runWaiters = this.runWaiters!
+    this.runWaiters = undefined
+    for (const resolve of runWaiters) resolve()
   }
 }
 

@@ -19,6 +19,7 @@ import {
   type Workqueue,
 } from '../src/index.ts'
 import { cg, ok, setup, work, type Setup } from './fixtures.ts'
+import { Place } from '../src/work.ts'
 
 const CGROUPS = ['/', '/a', '/b', '/c'] as const
 
@@ -151,7 +152,7 @@ class Flush implements fc.AsyncCommand<Model, Real> {
     // for it, flush_delayed_work does), even if its timer fires meanwhile; a
     // running work that is also back on a timer is left out (its running
     // instance's number is not visible from here).
-    const queuedOrRunning = (work: Work): boolean => (work.isPending && work.place !== 'timer') || (work.isRunning && !work.isPending)
+    const queuedOrRunning = (work: Work): boolean => (work.isPending && work.place !== Place.timer) || (work.isRunning && !work.isPending)
     const before = real.works.filter((tracked) => queuedOrRunning(tracked.work) && wqOf(real, real.works.indexOf(tracked)) === wq)
     const snapshot = before.map((tracked) => ({ tracked, seq: tracked.work.queuedSeq }))
     real.pending.push(

@@ -23,7 +23,7 @@ import type { AttachReport, Cgroup, CgtxError, Clock, Host, Task, Timer } from '
 import type { Strategy } from '../codecs.ts'
 import type { Controllers } from '../system.ts'
 import { setRunningSlot, storage, type WorkerSlot } from '../context.ts'
-import type { Work } from '../work.ts'
+import { Place, type Work } from '../work.ts'
 import { Deque } from './deque.ts'
 
 /** What pools need from the workqueue system that owns them. */
@@ -38,8 +38,8 @@ export interface PoolHost {
   readonly controllers: Controllers
   spawnWorker(comm: string, perCpu: boolean): E.Either<CgtxError, Task>
   burn(slot: WorkerSlot, ms: number): Promise<void>
-  /** The instance of `work` queued on `pwq` finished (or was stolen): bookkeeping. */
-  retire(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void
+  /** Releases the queue-time references on a finished instance's cgroups. */
+  release(target: ReadonlyArray<Cgroup>): void
   recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void
   /** A worker changed cgroups or exited: removals waiting for it may complete. */
   workerLeft(): void
@@ -64,10 +64,14 @@ export interface PwqOwner {
   readonly rescuer: Pool | undefined
   /** Unbound workqueues count max_active workqueue-wide (v6.9), bound ones per pwq. */
   readonly unbound: boolean
-  /** Active works over all pwqs. */
+  /** Unbound: active works over all pwqs. */
   activeTotal: number
+  /** Most works ever active at once, counted as max_active counts them. */
+  peakActive: number
   /** Unbound: pwqs with works on their overflow list, served round-robin. */
   readonly waiting: Array<Pwq>
+  /** An instance of flush colour `color` finished or was stolen. */
+  instanceDone(color: number): void
 }
 
 /** Kinds of pools. */
@@ -89,21 +93,29 @@ export class Pwq {
       this.pool.system.fallbackPwq(this).add(work)
       return
     }
-    work.pwq = this
+    // Mostly the pwq it had: a store of a young pwq into an old work costs a write barrier.
+    if (work.pwq !== this) work.pwq = this
     const wq = this.wq
     if (wq.unbound ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
       this.activate(work)
     } else {
-      work.place = 'inactive'
+      work.place = Place.inactive
       this.inactive.push(work)
       if (wq.unbound && !wq.waiting.includes(this)) wq.waiting.push(this)
     }
   }
 
   private activate(work: Work): void {
-    this.nrActive++
-    this.wq.activeTotal++
-    work.place = 'worklist'
+    const wq = this.wq
+    // max_active counts per pwq for a bound workqueue, workqueue-wide for an unbound one.
+    let active = ++this.nrActive
+    if (wq.unbound) active = ++wq.activeTotal
+    if (active > wq.peakActive) wq.peakActive = active
+    this.enterWorklist(work)
+  }
+
+  private enterWorklist(work: Work): void {
+    work.place = Place.worklist
     this.pool.worklist.push(work)
     this.pool.kick()
   }
@@ -114,13 +126,15 @@ export class Pwq {
    * for an unbound one.
    */
   deactivate(): void {
-    this.nrActive--
     const wq = this.wq
-    wq.activeTotal--
     if (!wq.unbound) {
-      while (this.nrActive < wq.maxActive && this.inactive.length > 0) this.activate(this.inactive.shift()!)
+      // The freed slot passes straight to the first inactive work: the count stays.
+      if (this.inactive.length > 0) this.enterWorklist(this.inactive.shift()!)
+      else this.nrActive--
       return
     }
+    this.nrActive--
+    wq.activeTotal--
     while (wq.activeTotal < wq.maxActive && wq.waiting.length > 0) {
       const pwq = wq.waiting.shift()!
       const next = pwq.inactive.shift()
@@ -372,7 +386,7 @@ export class Pool {
     const rescued = this.worklist.take((work) => (work.pwq as Pwq).wq.rescuer !== undefined)
     for (const work of rescued) {
       const rescuer = (work.pwq as Pwq).wq.rescuer!
-      work.place = 'mayday'
+      work.place = Place.mayday
       work.holder = rescuer
       rescuer.worklist.push(work)
       rescuer.kick()
@@ -432,8 +446,7 @@ export class Worker {
       host: pool.system.host,
       task,
       work: undefined,
-      workqueue: '',
-      strategy: undefined,
+      owner: undefined,
       target: undefined,
       cpu: pool.cpu,
       cpus: pool.cpus,
@@ -528,37 +541,39 @@ export class Worker {
   }
 
   // The next work for this worker: its scheduled list first, then the pool's
-  // worklist (handing over works another worker of the pool already runs).
+  // worklist (passing on works another worker already runs).
   private take(): Work | undefined {
-    const scheduled = this.scheduled.shift()
-    if (scheduled !== undefined) return scheduled
+    if (this.scheduled.length > 0) return this.scheduled.shift()
+    const worklist = this.pool.worklist
     for (;;) {
-      const work = this.pool.worklist.shift()
+      const work = worklist.shift()
       if (work === undefined) return undefined
       const runner = work.runningOn as Worker | undefined
-      if (runner !== undefined && runner !== this) {
-        if (runner.pool === this.pool) {
-          // find_worker_executing_work: the worker running it runs it next.
-          work.place = 'scheduled'
-          work.holder = runner
-          runner.scheduled.push(work)
-        } else {
-          // Running in another pool (another cgroup's, under `pools`): it
-          // waits here until that run ends, so it runs once at a time and
-          // still in its own pool.
-          const pool = this.pool
-          work.place = 'deferred'
-          ;(work.runWaiters ??= []).push(() => {
-            if (work.place !== 'deferred') return
-            work.place = 'worklist'
-            pool.worklist.push(work)
-            pool.kick()
-          })
-        }
-        continue
-      }
-      return work
+      if (runner === undefined || runner === this) return work
+      this.passOn(work, runner)
     }
+  }
+
+  // A work taken from the worklist still runs on `runner` (requeued while it ran).
+  private passOn(work: Work, runner: Worker): void {
+    if (runner.pool === this.pool) {
+      // find_worker_executing_work: the worker running it runs it next.
+      work.place = Place.scheduled
+      work.holder = runner
+      runner.scheduled.push(work)
+      return
+    }
+    // Running in another pool (another cgroup's, under `pools`): it waits
+    // here until that run ends, so it runs once at a time and still in its
+    // own pool.
+    const pool = this.pool
+    work.place = Place.deferred
+    ;(work.runWaiters ??= []).push(() => {
+      if (work.place !== Place.deferred) return
+      work.place = Place.worklist
+      pool.worklist.push(work)
+      pool.kick()
+    })
   }
 
   // Runs works until none is left for it (or, concurrency-managed, until
@@ -567,7 +582,7 @@ export class Worker {
     for (;;) {
       const work = this.take()
       if (work === undefined) return undefined
-      const ran = this.processOne(work)
+      const ran = work.handoverTo === undefined ? this.processOne(work) : this.handOver(work)
       if (ran !== undefined) return ran.then(() => this.continueAfter())
       if (!this.keepWorking()) return undefined
     }
@@ -584,46 +599,63 @@ export class Worker {
     return !this.pool.concurrencyManaged || this.pool.nrRunning <= 1
   }
 
-  /** process_one_work. Returns a promise only if the work (or a migration) has to wait. */
+  // Lazy workqueues: the core thread passes a work on to the thread of the
+  // CPU it was queued for, creating that thread; if creation fails, it runs
+  // the work itself.
+  private handOver(work: Work): Promise<void> | undefined {
+    const cpu = work.handoverTo!
+    work.handoverTo = undefined
+    const pwq = work.pwq as Pwq
+    const next = this.pool.system.lazyPool(pwq, cpu)
+    if (next === undefined) return this.processOne(work)
+    pwq.deactivate()
+    next.add(work)
+    return undefined
+  }
+
+  /**
+   * process_one_work. Returns a promise only if the work (or a migration)
+   * has to wait. It runs once per work, so it stores only what changes: a
+   * work's place and holder mean something only while it is pending and are
+   * left for the next queueing to set; the rare cases cost one test here.
+   */
   private processOne(work: Work): Promise<void> | undefined {
     const pwq = work.pwq as Pwq
-    const handover = work.handoverTo
-    if (handover !== undefined) {
-      work.handoverTo = undefined
-      const target = this.pool.system.lazyPool(pwq, handover)
-      if (target !== undefined) {
-        pwq.deactivate()
-        target.add(work)
-        return undefined
-      }
-      // Creation failed: the core worker runs it itself.
-    }
+    const wq = pwq.wq
+    const slot = this.slot
     const seq = work.queuedSeq
     const color = work.color
     const target = work.cgroups
-    // Stores only where something changes: this runs once per work.
-    if (target !== undefined) work.cgroups = undefined
-    if (work.holder !== undefined) work.holder = undefined
-    work.place = 'none'
     if (work.canceling === undefined) work.pending = false
     work.runningOn = this
-    const slot = this.slot
     slot.work = work
-    const wq = pwq.wq
-    if (slot.workqueue !== wq.name || slot.strategy !== wq.strategy) {
-      slot.workqueue = wq.name
-      slot.strategy = wq.strategy
-    }
-    if (target !== undefined) slot.target = target
+    if (slot.owner !== wq) slot.owner = wq
     // An unbound pool starts every work at once: wake another worker for the rest.
-    if (!this.pool.concurrencyManaged && this.pool.worklist.length > 0) this.pool.kick()
+    const pool = this.pool
+    if (!pool.concurrencyManaged && pool.worklist.length > 0) pool.kick()
+    if (target !== undefined || wq.cpuIntensive) return this.processSpecial(work, pwq, seq, color, target)
+    return this.call(work, pwq, seq, color, undefined)
+  }
+
+  // process_one_work for a cgroup work or a CPU-intensive workqueue.
+  private processSpecial(
+    work: Work,
+    pwq: Pwq,
+    seq: number,
+    color: number,
+    target: ReadonlyArray<Cgroup> | undefined,
+  ): Promise<void> | undefined {
     if (pwq.wq.cpuIntensive) {
       this.cpuIntensive = true
       this.updateRunning()
     }
-    if (target !== undefined && this.movesFor(pwq)) {
-      const moved = this.moveInto(target)
-      if (moved !== undefined) return moved.then(() => this.call(work, pwq, seq, color, target))
+    if (target !== undefined) {
+      work.cgroups = undefined
+      this.slot.target = target
+      if (this.movesFor(pwq)) {
+        const moved = this.moveInto(target)
+        if (moved !== undefined) return moved.then(() => this.call(work, pwq, seq, color, target))
+      }
     }
     return this.call(work, pwq, seq, color, target)
   }
@@ -653,26 +685,37 @@ export class Worker {
       return undefined
     }
     setRunningSlot(outer)
-    if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function') {
-      // The work sleeps: for concurrency management this worker is not runnable.
-      this.awaiting = true
-      this.updateRunning()
-      return Promise.resolve(result as PromiseLike<void>).then(
-        () => {
-          this.awaiting = false
-          this.updateRunning()
-          this.finish(work, pwq, seq, color, target)
-        },
-        (error: unknown) => {
-          this.awaiting = false
-          this.updateRunning()
-          this.pool.system.recordFailure(work, pwq, this, error)
-          this.finish(work, pwq, seq, color, target)
-        },
-      )
-    }
+    if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function')
+      return this.sleepOn(result as PromiseLike<void>, work, pwq, seq, color, target)
     this.finish(work, pwq, seq, color, target)
     return undefined
+  }
+
+  // The work returned a promise: it sleeps, so for concurrency management
+  // this worker is not runnable until it settles.
+  private sleepOn(
+    result: PromiseLike<void>,
+    work: Work,
+    pwq: Pwq,
+    seq: number,
+    color: number,
+    target: ReadonlyArray<Cgroup> | undefined,
+  ): Promise<void> {
+    this.awaiting = true
+    this.updateRunning()
+    return Promise.resolve(result).then(
+      () => {
+        this.awaiting = false
+        this.updateRunning()
+        this.finish(work, pwq, seq, color, target)
+      },
+      (error: unknown) => {
+        this.awaiting = false
+        this.updateRunning()
+        this.pool.system.recordFailure(work, pwq, this, error)
+        this.finish(work, pwq, seq, color, target)
+      },
+    )
   }
 
   private finish(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void {
@@ -682,14 +725,14 @@ export class Worker {
     }
     work.runningOn = undefined
     work.runs++
-    const runWaiters = work.runWaiters
-    if (runWaiters !== undefined) {
-      work.runWaiters = undefined
-      for (const resolve of runWaiters) resolve()
-    }
-    this.slot.work = undefined
-    if (target !== undefined) this.slot.target = undefined
-    this.pool.system.retire(work, pwq, seq, color, target)
+    if (work.runWaiters !== undefined) work.wakeRunWaiters()
+    const slot = this.slot
+    slot.work = undefined
+    if (target !== undefined) slot.target = undefined
+    work.settle(seq)
+    pwq.deactivate()
+    pwq.wq.instanceDone(color)
+    if (target !== undefined) this.pool.system.release(target)
   }
 
   /**
