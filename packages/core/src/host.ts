@@ -684,12 +684,13 @@ export class Host {
     if (!(task instanceof Task) || !this.owns(task)) return badArgument('task', task, 'a task of this host')
     const destinations = to instanceof Cgroup ? [to] : to
     if (!Array.isArray(destinations) || destinations.length === 0) return badArgument('to', to, 'a cgroup of this host, or a non-empty array of them')
-    for (const [i, cgroup] of destinations.entries()) {
-      const field = to instanceof Cgroup ? 'to' : `to.${i}`
+    // Field names are built only for an error: this runs on every worker migration.
+    for (let i = 0; i < destinations.length; i++) {
+      const cgroup: unknown = destinations[i]
       if (!(cgroup instanceof Cgroup) || this.hierarchies[cgroup.hierarchy.index] !== cgroup.hierarchy)
-        return badArgument(field, cgroup, 'a cgroup of this host')
-      if (destinations.some((other: unknown, j) => j < i && (other as Cgroup).hierarchy === cgroup.hierarchy))
-        return badArgument(field, cgroup.path, 'one destination per hierarchy')
+        return badArgument(destinationField(to, i), cgroup, 'a cgroup of this host')
+      for (let j = 0; j < i; j++)
+        if ((destinations[j] as Cgroup).hierarchy === cgroup.hierarchy) return badArgument(destinationField(to, i), cgroup.path, 'one destination per hierarchy')
     }
     return transactionOf(this, { mode, task }, destinations as ReadonlyArray<Cgroup>, sleep)
   }
@@ -790,6 +791,9 @@ export class Host {
     return Promise.resolve(waited).then(run)
   }
 }
+
+// The field of destination `i` of attachTask's `to` (one Cgroup, or an array of them).
+const destinationField = (to: unknown, i: number): string => (to instanceof Cgroup ? 'to' : `to.${i}`)
 
 const PID_LIMIT = 4_194_304
 

@@ -30,6 +30,7 @@ describe('attachTask (objects instead of pids and paths)', () => {
     expect(left(host.attachTaskSync(other.spawn(), root))).toMatchObject({ _tag: 'BadArgument', field: 'task' })
     expect(left(host.attachTaskSync(task, other.hierarchy('h')!.root))).toMatchObject({ _tag: 'BadArgument', field: 'to' })
     expect(left(host.attachTaskSync(task, [root, root]))).toMatchObject({ _tag: 'BadArgument', field: 'to.1' })
+    expect(left(host.attachTaskSync(task, [root, other.hierarchy('h')!.root]))).toMatchObject({ _tag: 'BadArgument', field: 'to.1' })
     expect(left(host.attachTaskSync(task, []))).toMatchObject({ _tag: 'BadArgument', field: 'to' })
     expect(left(host.attachTaskSync(task, root, 'all'))).toMatchObject({ _tag: 'BadArgument', field: 'mode' })
     expect(left(host.attachTaskSync({ tid: task.tid }, root))).toMatchObject({ _tag: 'BadArgument', field: 'task' })
