@@ -416,8 +416,17 @@ const exitTask = async (host: Host, task: Task): Promise<void> => {
 }
 
 // Whether moving into `target` is a no-op.
-const isIn = (task: Task, target: ReadonlyArray<Cgroup>): boolean =>
-  target.every((cgroup) => task.cssSet.cgroup(cgroup.hierarchy.index) === cgroup)
+// (Loops, not every/some with a closure: both run on every migration.)
+const isIn = (task: Task, target: ReadonlyArray<Cgroup>): boolean => {
+  for (const cgroup of target) if (task.cssSet.cgroup(cgroup.hierarchy.index) !== cgroup) return false
+  return true
+}
+
+// Whether a cgroup of `target` is gone or going: its works run in the root.
+const isLeaving = (system: PoolHost, target: ReadonlyArray<Cgroup>): boolean => {
+  for (const cgroup of target) if (cgroup.dead || system.isRemoving(cgroup)) return true
+  return false
+}
 
 /** A kernel-thread worker. */
 export class Worker {
@@ -743,7 +752,7 @@ export class Worker {
   private moveInto(target: ReadonlyArray<Cgroup>): Promise<void> | undefined {
     const task = this.task
     const system = this.pool.system
-    if (target.some((cgroup) => system.isRemoving(cgroup) || cgroup.dead)) return this.fallBack(target)
+    if (isLeaving(system, target)) return this.fallBack(target)
     if (isIn(task, target)) return undefined
     const moved = system.host.attachTaskSync(task, target, 'process')
     if (E.isRight(moved)) {
