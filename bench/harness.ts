@@ -141,6 +141,17 @@ export const ratio = (rows: ReadonlyArray<Measurement>, of: string, against: str
   return { name, of, against, value: a.medianNs / b.medianNs }
 }
 
+/**
+ * Ratio of paired samples: `of[i] / against[i]` for samples taken one right
+ * after the other, and the median of those. Load on a shared machine drifts
+ * over seconds; a pair shares its drift, so this ratio is steadier than the
+ * ratio of two medians.
+ */
+export const pairedRatio = (name: string, of: string, against: string, ofSamples: ReadonlyArray<number>, againstSamples: ReadonlyArray<number>): Ratio => {
+  if (ofSamples.length !== againstSamples.length || ofSamples.length === 0) throw new Error(`pairedRatio ${name}: samples do not pair`)
+  return { name, of, against, value: median(ofSamples.map((value, i) => value / againstSamples[i]!)) }
+}
+
 const formatNs = (ns: number): string => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`)
 
 /** The machine, recorded with every result. */

@@ -5,7 +5,8 @@
  *   (synchronous worker, callback API) and p-queue measured in the same run;
  * - the cost of cgroup awareness (`migrate`) for works that burn 50 µs of
  *   real CPU each, spread in random order over 100 cgroups, against the same
- *   works on a plain unbound workqueue (target ≤ 5 %);
+ *   works on a plain unbound workqueue (target ≤ 5 %), as the median of the
+ *   ratios of samples taken back to back;
  * - the cost per no-op cgroup work split into queueing, migration and running;
  * - the number of workers when 10,000 cgroups queue works, `migrate` against
  *   `pools` (virtual clock), with an SVG plot next to the results;
@@ -27,7 +28,7 @@ import {
   type Work,
   type Workqueue,
 } from '@cgtx/workqueue'
-import { ratio, report, type Measurement, type Ratio } from './harness.ts'
+import { pairedRatio, ratio, report, type Measurement, type Ratio } from './harness.ts'
 
 // The peers are dev dependencies of the workqueue package.
 const requireFromWorkqueue = createRequire(new URL('../packages/workqueue/package.json', import.meta.url))
@@ -123,24 +124,15 @@ const throughput = async (): Promise<Array<Measurement>> => {
 
 // ----------------------------------------------------- migrate overhead, 50 µs
 
-// A fixed amount of CPU work calibrated to take 50 µs here, so the cost does
-// not depend on wall time (these machines are shared).
-let sink = 0
-const loop = (iterations: number): void => {
-  let x = sink
-  for (let i = 0; i < iterations; i++) x = (x * 1664525 + 1013904223) % 4294967296
-  sink = x
-}
-const calibrate = (us: number): number => {
-  for (let r = 0; r < 5; r++) loop(5_000_000) // optimised before it is timed
-  let iterations = 1000
-  for (;;) {
-    const start = process.hrtime.bigint()
-    for (let r = 0; r < 20; r++) loop(iterations)
-    const ns = Number(process.hrtime.bigint() - start) / 20
-    if (ns > 2_000_000) return Math.round((iterations * us * 1000) / ns)
-    iterations *= 2
-  }
+// A work burns 50 µs by spinning on the clock. A fixed number of loop
+// iterations was tried first, but V8 inlines the loop into whichever worker
+// path calls it and compiles it differently there: the same iterations once
+// ran 66 % slower under `migrate` than under the plain workqueue, which
+// measured the compiler, not the workqueue.
+let spins = 0
+const spin = (us: number): void => {
+  const until = performance.now() + us / 1000
+  while (performance.now() < until) spins++
 }
 
 const shuffled = (n: number, cgroups: number, seed: number): Array<number> => {
@@ -151,15 +143,14 @@ const shuffled = (n: number, cgroups: number, seed: number): Array<number> => {
   })
 }
 
-const overhead = async (): Promise<Array<Measurement>> => {
+const overhead = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Ratio> }> => {
   const N = 400
   const host = hostWith(100, benchClock)
   const system = get(WorkqueueSystem.create(host))
   const plain = get(system.createWorkqueue({ name: 'plain', flags: { unbound: true } }))
   const migrate = get(system.createWorkqueue({ name: 'migrate', flags: { unbound: true, cgroup: true } }))
   const order = shuffled(N, 100, 7).map((i) => ({ hierarchy: 'unified', path: `/g${i}` }))
-  const iterations = calibrate(50)
-  const works = Array.from({ length: N }, () => get(createWork(() => loop(iterations))))
+  const works = Array.from({ length: N }, () => get(createWork(() => spin(50))))
   const cpuNow = (): number => {
     const used = process.cpuUsage()
     return (used.user + used.system) * 1000
@@ -184,17 +175,20 @@ const overhead = async (): Promise<Array<Measurement>> => {
     for (let i = 0; i < N; i++) queueCgroupWork(migrate, works[i]!, objects[i])
     await flushWorkqueue(migrate)
   }
-  // Alternate the two so drift hits both alike.
-  const samples = 21
+  // The three alternate, each round in another order, so drift and position hit all alike.
+  const samples = 41
+  const batches: Array<[keyof typeof runs, () => Promise<void>]> = [
+    ['plain', plainBatch],
+    ['migrate', migrateBatch],
+    ['objects', objectBatch],
+  ]
   const runs = { plain: [] as Array<[number, number]>, migrate: [] as Array<[number, number]>, objects: [] as Array<[number, number]> }
   for (let s = 0; s < samples + 3; s++) {
-    const p = await time(plainBatch)
-    const m = await time(migrateBatch)
-    const o = await time(objectBatch)
-    if (s < 3) continue
-    runs.plain.push(p)
-    runs.migrate.push(m)
-    runs.objects.push(o)
+    for (let k = 0; k < batches.length; k++) {
+      const [name, batch] = batches[(s + k) % batches.length]!
+      const sample = await time(batch)
+      if (s >= 3) runs[name].push(sample)
+    }
   }
   const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
   const row = (name: string, values: Array<[number, number]>): Measurement => ({
@@ -205,11 +199,18 @@ const overhead = async (): Promise<Array<Measurement>> => {
     opsPerSample: N,
     extra: { works: N, cgroups: 100 },
   })
-  return [
-    row('plain unbound, 50 µs works', runs.plain),
-    row('migrate, 50 µs works over 100 cgroups', runs.migrate),
-    row('migrate, 50 µs works, Cgroup objects', runs.objects),
-  ]
+  const cpuOf = (values: Array<[number, number]>): Array<number> => values.map((v) => v[0])
+  return {
+    rows: [
+      row('plain unbound, 50 µs works', runs.plain),
+      row('migrate, 50 µs works over 100 cgroups', runs.migrate),
+      row('migrate, 50 µs works, Cgroup objects', runs.objects),
+    ],
+    ratios: [
+      pairedRatio('migrate / plain, 50 µs works (target ≤ 1.05)', 'migrate, 50 µs works over 100 cgroups', 'plain unbound, 50 µs works', cpuOf(runs.migrate), cpuOf(runs.plain)),
+      pairedRatio('migrate (Cgroup objects) / plain, 50 µs works', 'migrate, 50 µs works, Cgroup objects', 'plain unbound, 50 µs works', cpuOf(runs.objects), cpuOf(runs.plain)),
+    ],
+  }
 }
 
 // ------------------------------------------------------ no-op cost breakdown
@@ -345,9 +346,8 @@ export const run = async (): Promise<void> => {
   ratios.push(ratio(tp, 'workqueue no-op (per-CPU)', 'p-queue no-op', 'per-CPU workqueue / p-queue'))
 
   const ov = await overhead()
-  rows.push(...ov)
-  ratios.push(ratio(ov, 'migrate, 50 µs works over 100 cgroups', 'plain unbound, 50 µs works', 'migrate / plain, 50 µs works (target ≤ 1.05)'))
-  ratios.push(ratio(ov, 'migrate, 50 µs works, Cgroup objects', 'plain unbound, 50 µs works', 'migrate (Cgroup objects) / plain, 50 µs works'))
+  rows.push(...ov.rows)
+  ratios.push(...ov.ratios)
 
   const split = await breakdown()
   rows.push(...split.rows)
