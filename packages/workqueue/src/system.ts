@@ -860,6 +860,11 @@ const pickCpuHierarchy = (host: Host, name: string | undefined): Hierarchy | und
 
 // ---------------------------------------------------------------- functions
 
+// The functions take the workqueue from callers that may not be typed: a
+// non-workqueue is a BadArgument, not a TypeError from inside.
+const notAWorkqueue = (wq: unknown): E.Either<CgtxError, never> => E.left(badArgument('wq', wq, 'a Workqueue made by WorkqueueSystem.createWorkqueue'))
+const RIGHT_VOID: E.Either<never, void> = E.right(undefined)
+
 /**
  * queue_work_on: queues `work` on `wq` (on `options.cpu` for a bound
  * workqueue; default the CPU of the per-CPU work calling synchronously,
@@ -869,7 +874,8 @@ const pickCpuHierarchy = (host: Host, name: string | undefined): Hierarchy | und
  * use {@link queueCgroupWork}), a draining one unless called from its own
  * work (EBUSY).
  */
-export const queueWork = (wq: Workqueue, work: unknown, options?: unknown): E.Either<CgtxError, boolean> => wq.queue(work, options)
+export const queueWork = (wq: Workqueue, work: unknown, options?: unknown): E.Either<CgtxError, boolean> =>
+  wq instanceof Workqueue ? wq.queue(work, options) : notAWorkqueue(wq)
 
 /**
  * queue_cgroup_work: queues `work` on a WQ_CGROUP workqueue for `cgroup`
@@ -879,20 +885,24 @@ export const queueWork = (wq: Workqueue, work: unknown, options?: unknown): E.Ei
  * destroyed. Refused: a workqueue without WQ_CGROUP (EINVAL), a missing
  * cgroup (ENOENT) or one being removed (ENODEV).
  */
-export const queueCgroupWork = (wq: Workqueue, work: unknown, cgroup: unknown): E.Either<CgtxError, boolean> => wq.queueCgroup(work, cgroup)
+export const queueCgroupWork = (wq: Workqueue, work: unknown, cgroup: unknown): E.Either<CgtxError, boolean> =>
+  wq instanceof Workqueue ? wq.queueCgroup(work, cgroup) : notAWorkqueue(wq)
 
 /** queue_delayed_work: see {@link Workqueue.queueDelayed}. */
 export const queueDelayedWork = (wq: Workqueue, work: unknown, delayMs: unknown, options?: unknown): E.Either<CgtxError, boolean> =>
-  wq.queueDelayed(work, delayMs, options)
+  wq instanceof Workqueue ? wq.queueDelayed(work, delayMs, options) : notAWorkqueue(wq)
 
-/** flush_workqueue: see {@link Workqueue.flush}. */
-export const flushWorkqueue = (wq: Workqueue): Promise<void> => wq.flush()
+/** flush_workqueue: see {@link Workqueue.flush}. Resolves `Right` once flushed; a non-workqueue is a `BadArgument`. */
+export const flushWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, void>> =>
+  wq instanceof Workqueue ? wq.flush().then(() => RIGHT_VOID) : Promise.resolve(notAWorkqueue(wq))
 
-/** drain_workqueue: see {@link Workqueue.drain}. */
-export const drainWorkqueue = (wq: Workqueue): Promise<void> => wq.drain()
+/** drain_workqueue: see {@link Workqueue.drain}. Resolves `Right` once drained; a non-workqueue is a `BadArgument`. */
+export const drainWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, void>> =>
+  wq instanceof Workqueue ? wq.drain().then(() => RIGHT_VOID) : Promise.resolve(notAWorkqueue(wq))
 
 /** destroy_workqueue: see {@link Workqueue.destroy}. */
-export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, void>> => wq.destroy()
+export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, void>> =>
+  wq instanceof Workqueue ? wq.destroy() : Promise.resolve(notAWorkqueue(wq))
 
 /**
  * flush_work: waits until the last queued instance of `work` has finished.

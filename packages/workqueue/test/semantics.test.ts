@@ -5,6 +5,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import { describe, expect, it } from 'vitest'
+import type { CgtxError } from '@cgtx/core'
 import {
   burn,
   cancelWorkSync,
@@ -13,9 +14,11 @@ import {
   drainWorkqueue,
   flushWork,
   flushWorkqueue,
+  queueCgroupWork,
   queueDelayedWork,
   queueWork,
   type Work,
+  type Workqueue,
 } from '../src/index.ts'
 import { err, ok, settle, setup, work } from './fixtures.ts'
 
@@ -336,6 +339,26 @@ describe('cancelWorkSync', () => {
     expect(ok(await cancelWorkSync(work(() => undefined)))).toBe(false)
     expect(err(await cancelWorkSync({}))._tag).toBe('BadArgument')
     expect(err(await flushWork('work'))._tag).toBe('BadArgument')
+  })
+})
+
+describe('bad input', () => {
+  it('a non-workqueue given to any workqueue function is a BadArgument, not a throw', async () => {
+    const w = work(() => undefined)
+    const fake = { queue: () => E.right(true), flush: () => Promise.resolve() } as unknown as Workqueue
+    for (const bad of [undefined, null, 'events', fake]) {
+      const given = bad as unknown as Workqueue
+      const refusals: Array<E.Either<CgtxError, unknown>> = [
+        queueWork(given, w),
+        queueCgroupWork(given, w, { hierarchy: 'unified', path: '/' }),
+        queueDelayedWork(given, w, 0),
+        await flushWorkqueue(given),
+        await drainWorkqueue(given),
+        await destroyWorkqueue(given),
+      ]
+      for (const refused of refusals) expect(err(refused)).toMatchObject({ _tag: 'BadArgument', field: 'wq' })
+    }
+    expect(w.isPending).toBe(false)
   })
 })
 
