@@ -446,6 +446,10 @@ export class Worker {
   readonly slot: WorkerSlot
   private wakeup: (() => void) | undefined = undefined
   private cpuIntensive = false
+  // The running instance's pwq, sequence number and flush colour (see processOne).
+  private runningPwq: Pwq | undefined = undefined
+  private runningSeq = 0
+  private runningColor = 0
 
   constructor(
     readonly pool: Pool,
@@ -627,14 +631,18 @@ export class Worker {
    * has to wait. It runs once per work, so it stores only what changes: a
    * work's place and holder mean something only while it is pending and are
    * left for the next queueing to set; the rare cases cost one test here.
+   * What the instance was queued with (pwq, sequence number, flush colour,
+   * cgroups) is kept on the worker and its slot until it finishes: the work
+   * may be queued again meanwhile, and a worker runs one work at a time.
    */
   private processOne(work: Work): Promise<void> | undefined {
     const pwq = work.pwq as Pwq
     const wq = pwq.wq
     const slot = this.slot
-    const seq = work.queuedSeq
-    const color = work.color
     const target = work.cgroups
+    if (this.runningPwq !== pwq) this.runningPwq = pwq
+    this.runningSeq = work.queuedSeq
+    this.runningColor = work.color
     if (work.canceling === undefined) work.pending = false
     work.runningOn = this
     slot.work = work
@@ -642,18 +650,12 @@ export class Worker {
     // An unbound pool starts every work at once: wake another worker for the rest.
     const pool = this.pool
     if (!pool.concurrencyManaged && pool.worklist.length > 0) pool.kick()
-    if (target !== undefined || wq.cpuIntensive) return this.processSpecial(work, pwq, seq, color, target)
-    return this.call(work, pwq, seq, color, undefined)
+    if (target !== undefined || wq.cpuIntensive) return this.processSpecial(work, pwq, target)
+    return this.call(work)
   }
 
   // process_one_work for a cgroup work or a CPU-intensive workqueue.
-  private processSpecial(
-    work: Work,
-    pwq: Pwq,
-    seq: number,
-    color: number,
-    target: ReadonlyArray<Cgroup> | undefined,
-  ): Promise<void> | undefined {
+  private processSpecial(work: Work, pwq: Pwq, target: ReadonlyArray<Cgroup> | undefined): Promise<void> | undefined {
     if (pwq.wq.cpuIntensive) {
       this.cpuIntensive = true
       this.updateRunning()
@@ -663,10 +665,10 @@ export class Worker {
       this.slot.target = target
       if (this.movesFor(pwq)) {
         const moved = this.moveInto(target)
-        if (moved !== undefined) return moved.then(() => this.call(work, pwq, seq, color, target))
+        if (moved !== undefined) return moved.then(() => this.call(work))
       }
     }
-    return this.call(work, pwq, seq, color, target)
+    return this.call(work)
   }
 
   // Migrating strategies: `migrate` always; a rescuer also for `pools`,
@@ -676,58 +678,45 @@ export class Worker {
     return strategy === 'migrate' || (strategy === 'pools' && this.pool.kind === 'rescuer')
   }
 
-  private call(
-    work: Work,
-    pwq: Pwq,
-    seq: number,
-    color: number,
-    target: ReadonlyArray<Cgroup> | undefined,
-  ): Promise<void> | undefined {
+  private call(work: Work): Promise<void> | undefined {
     let result: unknown
     const outer = setRunningSlot(this.slot)
     try {
       result = work.fn(work)
     } catch (error) {
       setRunningSlot(outer)
-      this.pool.system.recordFailure(work, pwq, this, error)
-      this.finish(work, pwq, seq, color, target)
+      this.pool.system.recordFailure(work, this.runningPwq!, this, error)
+      this.finish(work)
       return undefined
     }
     setRunningSlot(outer)
     if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function')
-      return this.sleepOn(result as PromiseLike<void>, work, pwq, seq, color, target)
-    this.finish(work, pwq, seq, color, target)
+      return this.sleepOn(result as PromiseLike<void>, work)
+    this.finish(work)
     return undefined
   }
 
   // The work returned a promise: it sleeps, so for concurrency management
   // this worker is not runnable until it settles.
-  private sleepOn(
-    result: PromiseLike<void>,
-    work: Work,
-    pwq: Pwq,
-    seq: number,
-    color: number,
-    target: ReadonlyArray<Cgroup> | undefined,
-  ): Promise<void> {
+  private sleepOn(result: PromiseLike<void>, work: Work): Promise<void> {
     this.awaiting = true
     this.updateRunning()
     return Promise.resolve(result).then(
       () => {
         this.awaiting = false
         this.updateRunning()
-        this.finish(work, pwq, seq, color, target)
+        this.finish(work)
       },
       (error: unknown) => {
         this.awaiting = false
         this.updateRunning()
-        this.pool.system.recordFailure(work, pwq, this, error)
-        this.finish(work, pwq, seq, color, target)
+        this.pool.system.recordFailure(work, this.runningPwq!, this, error)
+        this.finish(work)
       },
     )
   }
 
-  private finish(work: Work, pwq: Pwq, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined): void {
+  private finish(work: Work): void {
     if (this.cpuIntensive) {
       this.cpuIntensive = false
       this.updateRunning()
@@ -736,11 +725,13 @@ export class Worker {
     work.runs++
     if (work.runWaiters !== undefined) work.wakeRunWaiters()
     const slot = this.slot
+    const target = slot.target
     slot.work = undefined
     if (target !== undefined) slot.target = undefined
-    work.settle(seq)
+    const pwq = this.runningPwq!
+    work.settle(this.runningSeq)
     pwq.deactivate()
-    pwq.wq.instanceDone(color)
+    pwq.wq.instanceDone(this.runningColor)
     if (target !== undefined) this.pool.system.release(target)
   }
 
