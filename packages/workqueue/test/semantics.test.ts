@@ -126,6 +126,35 @@ describe('max_active', () => {
     ])
   })
 
+  it('a bound workqueue hands a freed slot to its first inactive work and still admits no more than max_active', async () => {
+    const { clock, system } = setup()
+    const wq = ok(system.createWorkqueue({ name: 'bound', maxActive: 2 }))
+    let running = 0
+    let most = 0
+    const finished: Array<[string, number]> = []
+    const sleeper = (name: string, ms: number) =>
+      work(async () => {
+        running++
+        most = Math.max(most, running)
+        await clock.sleep(ms)
+        running--
+        finished.push([name, clock.now()])
+      })
+    for (const [name, ms] of [['a', 5], ['b', 20], ['c', 20]] as const) ok(queueWork(wq, sleeper(name, ms)))
+    // At 5 ms `a` ends and `c` takes its slot; `d` and `e`, queued after, must wait.
+    await clock.advance(6)
+    for (const [name, ms] of [['d', 20], ['e', 20]] as const) ok(queueWork(wq, sleeper(name, ms)))
+    await clock.advance(100)
+    expect(most).toBe(2)
+    expect(finished).toEqual([
+      ['a', 5],
+      ['b', 20],
+      ['c', 25],
+      ['d', 40],
+      ['e', 45],
+    ])
+  })
+
   it('ordered workqueues run one work at a time in queue order', async () => {
     const { clock, system } = setup()
     const wq = ok(system.createWorkqueue({ name: 'ordered', ordered: true }))
