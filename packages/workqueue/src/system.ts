@@ -155,9 +155,7 @@ export class Workqueue implements PwqOwner {
     // stays small enough to be inlined into its caller.
     if (options !== undefined || this.destroyed || this.cgroupAware || this.draining || !(work instanceof Work))
       return this.queueChecked(work, options)
-    if (work.pending) return RIGHT_FALSE
-    work.pending = true
-    work.queuedSeq++
+    if (!work.claimPending()) return RIGHT_FALSE
     this.insert(work, undefined, undefined)
     return RIGHT_TRUE
   }
@@ -172,9 +170,7 @@ export class Workqueue implements PwqOwner {
     }
     const refused = this.refuse('queue_work', false)
     if (refused !== undefined) return E.left(refused)
-    if (work.pending) return RIGHT_FALSE
-    work.pending = true
-    work.queuedSeq++
+    if (!work.claimPending()) return RIGHT_FALSE
     this.insert(work, cpu, undefined)
     return RIGHT_TRUE
   }
@@ -186,9 +182,7 @@ export class Workqueue implements PwqOwner {
     if (E.isLeft(target)) return target
     const refused = this.refuse('queue_cgroup_work', true)
     if (refused !== undefined) return E.left(refused)
-    if (work.pending) return RIGHT_FALSE
-    work.pending = true
-    work.queuedSeq++
+    if (!work.claimPending()) return RIGHT_FALSE
     this.system.take(target.right)
     this.insert(work, undefined, target.right)
     return RIGHT_TRUE
@@ -215,9 +209,7 @@ export class Workqueue implements PwqOwner {
     }
     const refused = this.refuse('queue_delayed_work', target !== undefined)
     if (refused !== undefined) return E.left(refused)
-    if (work.pending) return RIGHT_FALSE
-    work.pending = true
-    work.queuedSeq++
+    if (!work.claimPending()) return RIGHT_FALSE
     if (target !== undefined) this.system.take(target)
     if (delay.right === 0) {
       this.insert(work, cpu.right, target)
@@ -721,11 +713,9 @@ export class WorkqueueSystem implements PoolHost {
     work.place = Place.none
     work.holder = undefined
     work.handoverTo = undefined
-    work.settle(work.queuedSeq)
-    if (active) pwq.deactivate()
-    ;(pwq.wq as Workqueue).instanceDone(work.color)
-    if (target !== undefined) this.release(target)
+    pwq.retire(work, work.queuedSeq, work.color, target, active)
   }
+
 
   // ------------------------------------------------------------ PoolHost
 

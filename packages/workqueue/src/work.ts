@@ -42,11 +42,11 @@ export class Work {
   pending = false
   /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
   canceling: Promise<boolean> | undefined = undefined
-  /** @internal Where the pending instance is. */
+  /** @internal Where the pending instance is (meaningful only while pending: a run leaves it for the next queueing to set). */
   place: WorkPlace = Place.none
   /** @internal The pool_workqueue the pending instance belongs to. */
   pwq: unknown = undefined
-  /** @internal The list holder for `scheduled` / `mayday` / `handover` places. */
+  /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
   holder: unknown = undefined
   /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
   cgroups: ReadonlyArray<Cgroup> | undefined = undefined
@@ -86,6 +86,17 @@ export class Work {
   /** True while a worker runs it. */
   get isRunning(): boolean {
     return this.runningOn !== undefined
+  }
+
+  /**
+   * @internal test_and_set_bit(WORK_STRUCT_PENDING): claims the work for a
+   * new instance. False if one is pending already (nothing changes then).
+   */
+  claimPending(): boolean {
+    if (this.pending) return false
+    this.pending = true
+    this.queuedSeq++
+    return true
   }
 
   /** @internal An instance finished or was cancelled: wake flushWork callers waiting for it. */

@@ -121,6 +121,18 @@ export class Pwq {
   }
 
   /**
+   * An instance of this pwq finished or was stolen: flushWork callers of
+   * its sequence number wake, an active one frees its max_active slot, its
+   * flush colour counts down, and its cgroup references are released.
+   */
+  retire(work: Work, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined, active: boolean): void {
+    work.settle(seq)
+    if (active) this.deactivate()
+    this.wq.instanceDone(color)
+    if (target !== undefined) this.pool.system.release(target)
+  }
+
+  /**
    * An active instance finished or was stolen: activate the first inactive
    * one — of this pwq for a bound workqueue, of the next waiting pwq in turn
    * for an unbound one.
@@ -728,11 +740,7 @@ export class Worker {
     const target = slot.target
     slot.work = undefined
     if (target !== undefined) slot.target = undefined
-    const pwq = this.runningPwq!
-    work.settle(this.runningSeq)
-    pwq.deactivate()
-    pwq.wq.instanceDone(this.runningColor)
-    if (target !== undefined) this.pool.system.release(target)
+    this.runningPwq!.retire(work, this.runningSeq, this.runningColor, target, true)
   }
 
   /**
