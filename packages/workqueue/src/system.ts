@@ -115,6 +115,7 @@ export class Workqueue implements PwqOwner {
   // Per-CPU pwqs of a bound shared workqueue, by CPU.
   private readonly percpuPwqs: Array<Pwq> = []
   // Bound, on the shared per-CPU pools (no eager or lazy threads of its own).
+  // Tested with `=== true`, like Pool.concurrencyManaged.
   private readonly percpuShared: boolean
   /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
   readonly dedicated: Array<Pool | undefined> = []
@@ -327,7 +328,7 @@ export class Workqueue implements PwqOwner {
 
   private pwqFor(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
     // The common case first: a bound shared workqueue, the work not running.
-    if (this.percpuShared && work.runningOn === undefined) {
+    if (this.percpuShared === true && work.runningOn === undefined) {
       const pwq = this.percpuPwqs[cpu ?? runningCpu() ?? 0]
       if (pwq !== undefined) return pwq
     }
