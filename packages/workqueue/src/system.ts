@@ -119,9 +119,15 @@ export class Workqueue implements PwqOwner {
   private readonly percpuShared: boolean
   /** @internal Dedicated per-CPU pools of eager and lazy workqueues. */
   readonly dedicated: Array<Pool | undefined> = []
+  // Flush colours: works queued since the last flush have the open colour
+  // `color` and are counted in `openCount`; each flush closes it. Closed
+  // colours colorBase..color-1 still in flight are counted in `colorCounts`.
+  // (The open colour's count is a field, not an array slot: it changes on
+  // every queueing and every finish.)
   private color = 0
+  private openCount = 0
   private colorBase = 0
-  private readonly colorCounts: Array<number> = [0]
+  private readonly colorCounts: Array<number> = []
   private flushers: Array<{ readonly color: number; readonly resolve: () => void }> = []
 
   /** @internal */
@@ -145,7 +151,7 @@ export class Workqueue implements PwqOwner {
 
   /** Instances queued (not delayed) or running: the sum of the flush colours' counts. */
   get inFlight(): number {
-    let total = 0
+    let total = this.openCount
     for (const count of this.colorCounts) total += count
     return total
   }
@@ -233,8 +239,10 @@ export class Workqueue implements PwqOwner {
   flush(): Promise<void> {
     const color = this.color
     this.color++
-    this.colorCounts.push(0)
-    if (this.settledUpTo(color)) return Promise.resolve()
+    this.colorCounts.push(this.openCount)
+    this.openCount = 0
+    this.retireSettledColours()
+    if (color < this.colorBase) return Promise.resolve()
     return new Promise((resolve) => this.flushers.push({ color, resolve }))
   }
 
@@ -281,8 +289,9 @@ export class Workqueue implements PwqOwner {
 
   /** @internal Bookkeeping of a finished or stolen instance. */
   instanceDone(color: number): void {
-    // A flusher can only be woken when a colour empties.
-    if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
+    // No flusher waits for the open colour; one can only be woken when a closed colour empties.
+    if (color === this.color) this.openCount--
+    else if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
   }
 
   /** @internal */
@@ -320,9 +329,8 @@ export class Workqueue implements PwqOwner {
   private insert(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): void {
     // A work that is not pending has no target: only a cgroup work stores one.
     if (target !== undefined) work.cgroups = target
-    const color = this.color
-    work.color = color
-    this.colorCounts[color - this.colorBase]!++
+    work.color = this.color
+    this.openCount++
     this.pwqFor(work, cpu, target).add(work)
   }
 
@@ -366,16 +374,17 @@ export class Workqueue implements PwqOwner {
     return this.pwqOf(this.dedicated[0]!)
   }
 
-  private settledUpTo(color: number): boolean {
-    for (let c = this.colorBase; c <= color; c++) if (this.colorCounts[c - this.colorBase] !== 0) return false
-    return true
-  }
-
-  private wakeFlushers(): void {
+  // Forgets the oldest closed colours once nothing of theirs is in flight
+  // (so flushing an idle workqueue keeps no state).
+  private retireSettledColours(): void {
     while (this.colorBase < this.color && this.colorCounts[0] === 0) {
       this.colorCounts.shift()
       this.colorBase++
     }
+  }
+
+  private wakeFlushers(): void {
+    this.retireSettledColours()
     const still: typeof this.flushers = []
     for (const flusher of this.flushers) {
       if (flusher.color < this.colorBase) flusher.resolve()
