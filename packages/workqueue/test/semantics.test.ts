@@ -446,4 +446,21 @@ describe('context', () => {
     expect(system.workerTasks().map((task) => task.tid)).toContain(seen)
     expect(currentWork()).toBeUndefined()
   })
+
+  it('a work queued without a CPU from a per-CPU work goes to that work\'s CPU (queue_work: the local CPU)', async () => {
+    const { clock, system } = setup()
+    const wq = ok(system.createWorkqueue({ name: 'events' }))
+    const cpus: Array<number | undefined> = []
+    const second = work(() => void cpus.push(currentWork()!.cpu))
+    const third = work(() => void cpus.push(currentWork()!.cpu))
+    const first = work(() => {
+      cpus.push(currentWork()!.cpu)
+      ok(queueWork(wq, second))
+    })
+    ok(queueWork(wq, first, { cpu: 1 }))
+    // Outside any work, the local CPU is CPU 0.
+    ok(queueWork(wq, third))
+    await settle(clock)
+    expect(cpus.sort()).toEqual([0, 1, 1])
+  })
 })

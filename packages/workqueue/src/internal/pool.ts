@@ -26,6 +26,12 @@ import { setRunningSlot, storage, type WorkerSlot } from '../context.ts'
 import { Place, type Work } from '../work.ts'
 import { Deque } from './deque.ts'
 
+// Module-local copies of the places the hot path stores: an imported
+// binding is read through a cell and checked on every use, a local const is
+// folded into the code.
+const ON_WORKLIST = Place.worklist
+const ON_INACTIVE = Place.inactive
+
 /** What pools need from the workqueue system that owns them. */
 export interface PoolHost {
   readonly host: Host
@@ -99,7 +105,7 @@ export class Pwq {
     if (wq.unbound ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
       this.activate(work)
     } else {
-      work.place = Place.inactive
+      work.place = ON_INACTIVE
       this.inactive.push(work)
       if (wq.unbound && !wq.waiting.includes(this)) wq.waiting.push(this)
     }
@@ -115,7 +121,7 @@ export class Pwq {
   }
 
   private enterWorklist(work: Work): void {
-    work.place = Place.worklist
+    work.place = ON_WORKLIST
     this.pool.worklist.push(work)
     this.pool.kick()
   }
@@ -127,7 +133,8 @@ export class Pwq {
    */
   retire(work: Work, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined, active: boolean): void {
     work.settle(seq)
-    if (active) this.deactivate()
+    // `=== true`: a strict compare, not a truth test through type checks (see Pool.concurrencyManaged).
+    if (active === true) this.deactivate()
     this.wq.instanceDone(color)
     if (target !== undefined) this.pool.system.release(target)
   }
@@ -607,14 +614,22 @@ export class Worker {
   }
 
   // Runs works until none is left for it (or, concurrency-managed, until
-  // another worker is runnable). Synchronous while works are.
+  // another worker is runnable). Synchronous while works are. The worker's
+  // slot is the running one (queueing from a work picks its CPU, currentWork
+  // skips the AsyncLocalStorage lookup) for the whole synchronous stretch,
+  // not set and restored around each work.
   private processWorks(): Promise<void> | undefined {
-    for (;;) {
-      const work = this.take()
-      if (work === undefined) return undefined
-      const ran = work.handoverTo === undefined ? this.processOne(work) : this.handOver(work)
-      if (ran !== undefined) return ran.then(() => this.continueAfter())
-      if (!this.keepWorking()) return undefined
+    const outer = setRunningSlot(this.slot)
+    try {
+      for (;;) {
+        const work = this.take()
+        if (work === undefined) return undefined
+        const ran = work.handoverTo === undefined ? this.processOne(work) : this.handOver(work)
+        if (ran !== undefined) return ran.then(() => this.continueAfter())
+        if (!this.keepWorking()) return undefined
+      }
+    } finally {
+      setRunningSlot(outer)
     }
   }
 
@@ -682,7 +697,7 @@ export class Worker {
       this.slot.target = target
       if (this.movesFor(pwq)) {
         const moved = this.moveInto(target)
-        if (moved !== undefined) return moved.then(() => this.call(work))
+        if (moved !== undefined) return moved.then(() => this.callResumed(work))
       }
     }
     return this.call(work)
@@ -695,18 +710,26 @@ export class Worker {
     return strategy === 'migrate' || (strategy === 'pools' && this.pool.kind === 'rescuer')
   }
 
+  // A work that starts after a wait runs in a continuation, outside
+  // processWorks: its slot is marked running here.
+  private callResumed(work: Work): Promise<void> | undefined {
+    const outer = setRunningSlot(this.slot)
+    try {
+      return this.call(work)
+    } finally {
+      setRunningSlot(outer)
+    }
+  }
+
   private call(work: Work): Promise<void> | undefined {
     let result: unknown
-    const outer = setRunningSlot(this.slot)
     try {
       result = work.fn(work)
     } catch (error) {
-      setRunningSlot(outer)
       this.pool.system.recordFailure(work, this.runningPwq!, this, error)
       this.finish(work)
       return undefined
     }
-    setRunningSlot(outer)
     if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function')
       return this.sleepOn(result as PromiseLike<void>, work)
     this.finish(work)
