@@ -688,7 +688,7 @@ export class WorkqueueSystem implements PoolHost {
         work.holder = undefined
         if (work.cgroups !== undefined) this.release(work.cgroups)
         work.cgroups = undefined
-        work.settle(work.queuedSeq)
+        work.pendingCancelled()
         return
       }
       case Place.worklist:
@@ -723,7 +723,8 @@ export class WorkqueueSystem implements PoolHost {
     work.place = Place.none
     work.holder = undefined
     work.handoverTo = undefined
-    pwq.retire(work, work.queuedSeq, work.color, target, active)
+    work.pendingCancelled()
+    pwq.retire(work.color, target, active)
   }
 
 
@@ -911,16 +912,10 @@ export const destroyWorkqueue = (wq: Workqueue): Promise<E.Either<CgtxError, voi
  */
 export const flushWork = (work: unknown): Promise<E.Either<CgtxError, boolean>> => {
   if (!(work instanceof Work)) return Promise.resolve(notAWork(work))
-  if (work.pending) return waitFor(work, work.queuedSeq).then(() => RIGHT_TRUE)
+  // While a cancel holds PENDING there is no pending instance to wait for.
+  if (work.pending && work.canceling === undefined) return new Promise((resolve) => (work.pendingWaiters ??= []).push(() => resolve(RIGHT_TRUE)))
   if (work.runningOn === undefined) return Promise.resolve(RIGHT_FALSE)
   return new Promise((resolve) => (work.runWaiters ??= []).push(() => resolve(RIGHT_TRUE)))
-}
-
-const waitFor = (work: Work, seq: number): Promise<void> => {
-  if (work.finishedSeq >= seq) return Promise.resolve()
-  return new Promise((resolve) => {
-    ;(work.waiters ??= []).push({ seq, resolve })
-  })
 }
 
 /**

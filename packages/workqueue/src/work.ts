@@ -60,13 +60,13 @@ export class Work {
   handoverTo: number | undefined = undefined
   /** @internal Worker running an instance now. */
   runningOn: unknown = undefined
-  /** @internal Sequence number of the latest queued instance, and of the latest finished or cancelled one. */
-  queuedSeq = 0
-  finishedSeq = 0
-  /** @internal Waiters for the running instance to finish (cancelWorkSync). */
+  /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
   runWaiters: Array<() => void> | undefined = undefined
-  /** @internal flushWork waiters: resolved once `finishedSeq` reaches `seq`. */
-  waiters: Array<{ readonly seq: number; readonly resolve: () => void }> | undefined = undefined
+  /**
+   * @internal flushWork waiters for the pending instance: they become its
+   * run's waiters when it starts, and wake at once if it is cancelled.
+   */
+  pendingWaiters: Array<() => void> | undefined = undefined
   /** Completed runs (including ones that threw). */
   runs = 0
   /** Runs that threw or rejected, most recent last. */
@@ -95,24 +95,22 @@ export class Work {
   claimPending(): boolean {
     if (this.pending) return false
     this.pending = true
-    this.queuedSeq++
     return true
   }
 
-  /** @internal An instance finished or was cancelled: wake flushWork callers waiting for it. */
-  settle(seq: number): void {
-    if (seq > this.finishedSeq) this.finishedSeq = seq
-    if (this.waiters !== undefined) this.wakeWaiters()
+  /** @internal The pending instance starts running: who waited for it now waits for the run. */
+  pendingStarts(): void {
+    const waiters = this.pendingWaiters!
+    this.pendingWaiters = undefined
+    if (this.runWaiters === undefined) this.runWaiters = waiters
+    else this.runWaiters.push(...waiters)
   }
 
-  // flushWork callers whose instance has now finished.
-  private wakeWaiters(): void {
-    const still: Array<{ readonly seq: number; readonly resolve: () => void }> = []
-    for (const waiter of this.waiters!) {
-      if (waiter.seq <= this.finishedSeq) waiter.resolve()
-      else still.push(waiter)
-    }
-    this.waiters = still.length === 0 ? undefined : still
+  /** @internal The pending instance was cancelled: who waited for it wakes. */
+  pendingCancelled(): void {
+    const waiters = this.pendingWaiters
+    this.pendingWaiters = undefined
+    if (waiters !== undefined) for (const resolve of waiters) resolve()
   }
 
   /** @internal The running instance finished: wake who waited for it (cancelWorkSync, flushWork). */

@@ -29,6 +29,9 @@ interface Tracked {
   /** Instances queued (queue returned true) and cancelled (cancelWorkSync stole one). */
   queued: number
   cancelled: number
+  /** Instances ended: runs that returned, and instances stolen by a cancel (counted when stolen). */
+  finished: number
+  stolen: number
   /** Runs started, and runs overlapping another run of the same work. */
   runs: number
   overlaps: number
@@ -68,6 +71,8 @@ const build = (strategy: 'migrate' | 'pools' | 'remote-charge', durations: Reado
       cgroupWq: i % 2 === 1,
       queued: 0,
       cancelled: 0,
+      finished: 0,
+      stolen: 0,
       runs: 0,
       overlaps: 0,
       running: 0,
@@ -91,6 +96,7 @@ const build = (strategy: 'migrate' | 'pools' | 'remote-charge', durations: Reado
       }
       active.set(wq, active.get(wq)! - 1)
       tracked.running--
+      tracked.finished++
     }, `w${i}`)
     return tracked
   })
@@ -127,8 +133,13 @@ class Cancel implements fc.AsyncCommand<Model, Real> {
   async run(_: Model, real: Real): Promise<void> {
     const tracked = real.works[this.index % real.works.length]!
     const wasPendingTarget = tracked.work.isPending && tracked.cgroupWq
+    // A cancel steals the pending instance at once, unless another cancel holds PENDING.
+    const steals = tracked.work.isPending && tracked.work.canceling === undefined
+    const cancelled = cancelWorkSync(tracked.work)
+    if (steals) tracked.stolen++
     real.pending.push(
-      cancelWorkSync(tracked.work).then((stolen) => {
+      cancelled.then((stolen) => {
+        expect(ok(stolen)).toBe(steals)
         if (!ok(stolen)) return
         tracked.cancelled++
         // The stolen instance is the newest queued one.
@@ -154,18 +165,18 @@ class Flush implements fc.AsyncCommand<Model, Real> {
   async run(_: Model, real: Real): Promise<void> {
     const wq = real.wqs[this.index % real.wqs.length]!
     // Everything queued on wq before the flush — waiting or already running —
-    // must have finished when it resolves. A delayed work still on its timer
-    // when the flush starts is not queued yet (flush_workqueue does not wait
-    // for it, flush_delayed_work does), even if its timer fires meanwhile; a
-    // running work that is also back on a timer is left out (its running
-    // instance's number is not visible from here).
+    // must have finished when it resolves: every instance queued so far has
+    // ended (run or stolen). A delayed work still on its timer when the
+    // flush starts is not queued yet (flush_workqueue does not wait for it,
+    // flush_delayed_work does), even if its timer fires meanwhile; a running
+    // work that is also back on a timer is left out for the same reason.
     const queuedOrRunning = (work: Work): boolean => (work.isPending && work.place !== Place.timer) || (work.isRunning && !work.isPending)
     const before = real.works.filter((tracked) => queuedOrRunning(tracked.work) && wqOf(real, real.works.indexOf(tracked)) === wq)
-    const snapshot = before.map((tracked) => ({ tracked, seq: tracked.work.queuedSeq }))
+    const snapshot = before.map((tracked) => ({ tracked, instances: tracked.queued }))
     real.pending.push(
       flushWorkqueue(wq).then(() => {
-        for (const { tracked, seq } of snapshot)
-          if (tracked.work.finishedSeq < seq) throw new Error(`flush returned before ${tracked.work.name}#${seq}`)
+        for (const { tracked, instances } of snapshot)
+          if (tracked.finished + tracked.stolen < instances) throw new Error(`flush returned before ${tracked.work.name}#${instances} ended`)
       }),
     )
   }
@@ -219,7 +230,7 @@ describe('interleavings', () => {
         const wq = ok(env.system.createWorkqueue({ name: 'unbound', flags: { unbound: true }, maxActive: 2 }))
         let running = 0
         let peak = 0
-        const counts = Array.from({ length: 4 }, () => ({ queued: 0, cancelled: 0, runs: 0, running: 0, overlaps: 0 }))
+        const counts = Array.from({ length: 4 }, () => ({ queued: 0, cancelled: 0, stolen: 0, finished: 0, runs: 0, running: 0, overlaps: 0 }))
         const works = counts.map((count, i) =>
           work(async () => {
             count.runs++
@@ -228,6 +239,7 @@ describe('interleavings', () => {
             await s.schedule(Promise.resolve(), `w${i} body`)
             running--
             count.running--
+            count.finished++
           }),
         )
         const settled: Array<Promise<unknown>> = []
@@ -238,14 +250,21 @@ describe('interleavings', () => {
                 case 'queue':
                   if (ok(queueWork(wq, works[i]!))) counts[i]!.queued++
                   return
-                case 'cancel':
-                  if (ok(await cancelWorkSync(works[i]!))) counts[i]!.cancelled++
+                case 'cancel': {
+                  // It steals the pending instance at once, unless another cancel holds PENDING.
+                  const steals = works[i]!.isPending && works[i]!.canceling === undefined
+                  const cancelled = cancelWorkSync(works[i]!)
+                  if (steals) counts[i]!.stolen++
+                  const stolen = ok(await cancelled)
+                  expect(stolen).toBe(steals)
+                  if (stolen) counts[i]!.cancelled++
                   return
+                }
                 case 'flushWork': {
-                  // The instance queued last before the flush has finished (or was cancelled) on return.
-                  const seq = works[i]!.queuedSeq
+                  // The instance queued last before the flush has ended (run or stolen) on return.
+                  const instances = counts[i]!.queued
                   await flushWork(works[i]!)
-                  expect(works[i]!.finishedSeq).toBeGreaterThanOrEqual(seq)
+                  expect(counts[i]!.finished + counts[i]!.stolen).toBeGreaterThanOrEqual(instances)
                   return
                 }
                 case 'flush':

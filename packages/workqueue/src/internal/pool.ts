@@ -127,12 +127,11 @@ export class Pwq {
   }
 
   /**
-   * An instance of this pwq finished or was stolen: flushWork callers of
-   * its sequence number wake, an active one frees its max_active slot, its
-   * flush colour counts down, and its cgroup references are released.
+   * An instance of this pwq finished or was stolen: an active one frees its
+   * max_active slot, its flush colour counts down, and its cgroup
+   * references are released.
    */
-  retire(work: Work, seq: number, color: number, target: ReadonlyArray<Cgroup> | undefined, active: boolean): void {
-    work.settle(seq)
+  retire(color: number, target: ReadonlyArray<Cgroup> | undefined, active: boolean): void {
     // `=== true`: a strict compare, not a truth test through type checks (see Pool.concurrencyManaged).
     if (active === true) this.deactivate()
     this.wq.instanceDone(color)
@@ -470,9 +469,8 @@ export class Worker {
   readonly slot: WorkerSlot
   private wakeup: (() => void) | undefined = undefined
   private cpuIntensive = false
-  // The running instance's pwq, sequence number and flush colour (see processOne).
+  // The running instance's pwq and flush colour (see processOne).
   private runningPwq: Pwq | undefined = undefined
-  private runningSeq = 0
   private runningColor = 0
 
   constructor(
@@ -673,9 +671,9 @@ export class Worker {
     const slot = this.slot
     const target = work.cgroups
     if (this.runningPwq !== pwq) this.runningPwq = pwq
-    this.runningSeq = work.queuedSeq
     this.runningColor = work.color
     if (work.canceling === undefined) work.pending = false
+    if (work.pendingWaiters !== undefined) work.pendingStarts()
     work.runningOn = this
     slot.work = work
     if (slot.owner !== wq) slot.owner = wq
@@ -768,7 +766,7 @@ export class Worker {
     const target = slot.target
     slot.work = undefined
     if (target !== undefined) slot.target = undefined
-    this.runningPwq!.retire(work, this.runningSeq, this.runningColor, target, true)
+    this.runningPwq!.retire(this.runningColor, target, true)
   }
 
   /**
