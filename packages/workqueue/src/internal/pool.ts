@@ -93,29 +93,36 @@ export class Pwq {
     readonly pool: Pool,
   ) {}
 
-  /** Queues a pending instance: active if under max_active, else inactive. */
+  /**
+   * Queues a pending instance: active if under max_active, else inactive.
+   * (Never a dying cgroup pool's pwq: the workqueue picks the fallback pool
+   * for those.)
+   */
   add(work: Work): void {
-    if (this.pool.dying && this.pool.kind === 'cgroup') {
-      this.pool.system.fallbackPwq(this).add(work)
-      return
-    }
     // Mostly the pwq it had: a store of a young pwq into an old work costs a write barrier.
     if (work.pwq !== this) work.pwq = this
     const wq = this.wq
-    if (wq.unbound ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
+    // `=== true` for the flags here: see Pool.concurrencyManaged.
+    if (wq.unbound === true ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
       this.activate(work)
     } else {
       work.place = ON_INACTIVE
       this.inactive.push(work)
-      if (wq.unbound && !wq.waiting.includes(this)) wq.waiting.push(this)
+      if (wq.unbound === true) this.waitForRoom()
     }
+  }
+
+  // Unbound: this pwq waits its turn for room under the workqueue-wide max_active.
+  private waitForRoom(): void {
+    const waiting = this.wq.waiting
+    if (!waiting.includes(this)) waiting.push(this)
   }
 
   private activate(work: Work): void {
     const wq = this.wq
     // max_active counts per pwq for a bound workqueue, workqueue-wide for an unbound one.
     let active = ++this.nrActive
-    if (wq.unbound) active = ++wq.activeTotal
+    if (wq.unbound === true) active = ++wq.activeTotal
     if (active > wq.peakActive) wq.peakActive = active
     this.enterWorklist(work)
   }
@@ -144,13 +151,17 @@ export class Pwq {
    * for an unbound one.
    */
   deactivate(): void {
-    const wq = this.wq
-    if (!wq.unbound) {
-      // The freed slot passes straight to the first inactive work: the count stays.
-      if (this.inactive.length > 0) this.enterWorklist(this.inactive.shift()!)
-      else this.nrActive--
+    if (this.wq.unbound === true) {
+      this.deactivateUnbound()
       return
     }
+    // The freed slot passes straight to the first inactive work: the count stays.
+    if (this.inactive.length > 0) this.enterWorklist(this.inactive.shift()!)
+    else this.nrActive--
+  }
+
+  private deactivateUnbound(): void {
+    const wq = this.wq
     this.nrActive--
     wq.activeTotal--
     while (wq.activeTotal < wq.maxActive && wq.waiting.length > 0) {
@@ -236,15 +247,15 @@ export class Pool {
     if (this.worklist.length === 0) return
     if (this.concurrencyManaged === true && this.nrRunning > 0) return
     const worker = this.idle[this.idle.length - 1]
-    if (worker !== undefined) {
-      worker.wake()
-      return
-    }
-    // Pools that shrink to nothing (cgroup pools, lazy threads) grow again on demand.
-    if (this.workers.size === 0 && this.manager === undefined) {
-      if (this.createWorker()) this.idle[this.idle.length - 1]!.wake()
-      else this.startCreating()
-    }
+    if (worker !== undefined) worker.wake()
+    else this.regrow()
+  }
+
+  // Pools that shrink to nothing (cgroup pools, lazy threads) grow again on demand.
+  private regrow(): void {
+    if (this.workers.size > 0 || this.manager !== undefined) return
+    if (this.createWorker()) this.idle[this.idle.length - 1]!.wake()
+    else this.startCreating()
   }
 
   /** A woken worker runs: off the idle list. */
