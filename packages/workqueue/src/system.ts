@@ -334,12 +334,16 @@ export class Workqueue implements PwqOwner {
     this.pwqFor(work, cpu, target).add(work)
   }
 
+  // The common cases first, so that the search (findPwq) stays out of the
+  // queueing path V8 inlines into callers: a bound shared workqueue with a
+  // work that is not running, and a plain work on an unbound one.
   private pwqFor(work: Work, cpu: number | undefined, target: ReadonlyArray<Cgroup> | undefined): Pwq {
-    // The common case first: a bound shared workqueue, the work not running.
-    if (this.percpuShared === true && work.runningOn === undefined) {
-      const pwq = this.percpuPwqs[cpu ?? runningCpu() ?? 0]
-      if (pwq !== undefined) return pwq
-    }
+    if (this.percpuShared === true) {
+      if (work.runningOn === undefined) {
+        const pwq = this.percpuPwqs[cpu ?? runningCpu() ?? 0]
+        if (pwq !== undefined) return pwq
+      }
+    } else if (target === undefined && this.sharedUnboundPwq !== undefined) return this.sharedUnboundPwq
     return this.findPwq(work, cpu, target)
   }
 
