@@ -2,7 +2,9 @@
  * `pnpm bench workqueue`: the workqueue package.
  *
  * - throughput of no-op works on a plain (per-CPU) workqueue, against fastq
- *   (synchronous worker, callback API) and p-queue measured in the same run;
+ *   (synchronous worker, callback API) and p-queue measured in the same run,
+ *   each pair in a phase of its own (samples back to back); the unbound
+ *   workqueue likewise, and the per-CPU one again after it;
  * - the cost of cgroup awareness (`migrate`) for works that burn 50 µs of
  *   real CPU each, spread in random order over 100 cgroups, against the same
  *   works on a plain unbound workqueue (target ≤ 5 %), as the median of the
@@ -28,7 +30,7 @@ import {
   type Work,
   type Workqueue,
 } from '@cgtx/workqueue'
-import { pairedRatio, ratio, report, type Measurement, type Ratio } from './harness.ts'
+import { pairedRatio, report, type Measurement, type Ratio } from './harness.ts'
 
 // The peers are dev dependencies of the workqueue package.
 const requireFromWorkqueue = createRequire(new URL('../packages/workqueue/package.json', import.meta.url))
@@ -68,7 +70,45 @@ const BATCH = 10_000
 
 // --------------------------------------------------------------- throughput
 
-const throughput = async (): Promise<Array<Measurement>> => {
+// Times `batch` of `works` works: its CPU and wall time per work (ns).
+const timeBatch = async (batch: () => Promise<void>, works = BATCH): Promise<[number, number]> => {
+  const startCpu = process.cpuUsage()
+  const start = process.hrtime.bigint()
+  await batch()
+  const wall = Number(process.hrtime.bigint() - start) / works
+  const used = process.cpuUsage(startCpu)
+  return [((used.user + used.system) * 1000) / works, wall]
+}
+
+// Samples of two contenders taken back to back, in alternating order.
+const pairOff = async (
+  first: () => Promise<void>,
+  second: () => Promise<void>,
+  samples: number,
+): Promise<[Array<[number, number]>, Array<[number, number]>]> => {
+  const a: Array<[number, number]> = []
+  const b: Array<[number, number]> = []
+  for (let s = 0; s < samples + 3; s++) {
+    const order: Array<[() => Promise<void>, Array<[number, number]>]> = s % 2 === 0 ? [[first, a], [second, b]] : [[second, b], [first, a]]
+    for (const [batch, into] of order) {
+      const sample = await timeBatch(batch)
+      if (s >= 3) into.push(sample)
+    }
+  }
+  return [a, b]
+}
+
+const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
+
+/**
+ * Each contender is paired with its peer in a phase of its own, samples
+ * back to back. One process holds them all, and V8 compiles the workqueue
+ * code once for every kind that has run: per-CPU queueing after the unbound
+ * workqueue has run carries the unbound branches too. So the per-CPU figure
+ * against fastq is taken first, and again after the unbound phase (the
+ * figure of a program that uses both kinds).
+ */
+const throughput = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Ratio> }> => {
   const host = hostWith(0, benchClock)
   const system = get(WorkqueueSystem.create(host))
   const bound = get(system.createWorkqueue({ name: 'events' }))
@@ -89,37 +129,32 @@ const throughput = async (): Promise<Array<Measurement>> => {
     for (let i = 0; i < BATCH; i++) void pqueue.add(noop)
     await pqueue.onIdle()
   }
-  // Samples of the contenders alternate, so load drift on this shared machine hits all alike.
-  const contenders: Array<[string, () => Promise<void>, number]> = [
-    ['fastq no-op (sync worker)', fastqBatch, 1],
-    ['workqueue no-op (per-CPU)', batchOn(bound), 1],
-    ['workqueue no-op (unbound)', batchOn(unbound), 1],
-    ['p-queue no-op', pqueueBatch, 4],
-  ]
-  const samples = 21
-  const cpu: Array<Array<number>> = contenders.map(() => [])
-  const wall: Array<Array<number>> = contenders.map(() => [])
-  for (let s = 0; s < samples + 3; s++) {
-    for (const [i, [, batch, every]] of contenders.entries()) {
-      if (s % every !== 0) continue
-      const startCpu = process.cpuUsage()
-      const start = process.hrtime.bigint()
-      await batch()
-      if (s < 3) continue
-      wall[i]!.push(Number(process.hrtime.bigint() - start) / BATCH)
-      const used = process.cpuUsage(startCpu)
-      cpu[i]!.push(((used.user + used.system) * 1000) / BATCH)
-    }
-  }
-  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
-  return contenders.map(([name], i) => ({
+  const row = (name: string, samples: Array<[number, number]>): Measurement => ({
     name,
-    medianNs: median(cpu[i]!),
-    wallNs: median(wall[i]!),
-    samples: cpu[i]!.length,
+    medianNs: median(samples.map((sample) => sample[0])),
+    wallNs: median(samples.map((sample) => sample[1])),
+    samples: samples.length,
     opsPerSample: BATCH,
     extra: { batch: BATCH },
-  }))
+  })
+  const cpuOf = (samples: Array<[number, number]>): Array<number> => samples.map((sample) => sample[0])
+  const FASTQ = 'fastq no-op (sync worker)'
+  const PERCPU = 'workqueue no-op (per-CPU)'
+  const UNBOUND = 'workqueue no-op (unbound)'
+  const MIXED = 'workqueue no-op (per-CPU, after unbound ran)'
+  const [percpu, fastqA] = await pairOff(batchOn(bound), fastqBatch, 41)
+  const [unboundRun, fastqB] = await pairOff(batchOn(unbound), fastqBatch, 41)
+  const [mixed, fastqC] = await pairOff(batchOn(bound), fastqBatch, 41)
+  const [percpuD, pqueueRun] = await pairOff(batchOn(bound), pqueueBatch, 11)
+  return {
+    rows: [row(FASTQ, fastqA), row(PERCPU, percpu), row(UNBOUND, unboundRun), row(MIXED, mixed), row('p-queue no-op', pqueueRun)],
+    ratios: [
+      pairedRatio('per-CPU workqueue / fastq (target ≤ 1)', PERCPU, FASTQ, cpuOf(percpu), cpuOf(fastqA)),
+      pairedRatio('unbound workqueue / fastq', UNBOUND, FASTQ, cpuOf(unboundRun), cpuOf(fastqB)),
+      pairedRatio('per-CPU workqueue / fastq, after unbound ran', MIXED, FASTQ, cpuOf(mixed), cpuOf(fastqC)),
+      pairedRatio('per-CPU workqueue / p-queue', PERCPU, 'p-queue no-op', cpuOf(percpuD), cpuOf(pqueueRun)),
+    ],
+  }
 }
 
 // ----------------------------------------------------- migrate overhead, 50 µs
@@ -151,16 +186,6 @@ const overhead = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Rat
   const migrate = get(system.createWorkqueue({ name: 'migrate', flags: { unbound: true, cgroup: true } }))
   const order = shuffled(N, 100, 7).map((i) => ({ hierarchy: 'unified', path: `/g${i}` }))
   const works = Array.from({ length: N }, () => get(createWork(() => spin(50))))
-  const cpuNow = (): number => {
-    const used = process.cpuUsage()
-    return (used.user + used.system) * 1000
-  }
-  const time = async (batch: () => Promise<void>): Promise<[number, number]> => {
-    const cpu = cpuNow()
-    const wall = process.hrtime.bigint()
-    await batch()
-    return [(cpuNow() - cpu) / N, Number(process.hrtime.bigint() - wall) / N]
-  }
   const plainBatch = async (): Promise<void> => {
     for (let i = 0; i < N; i++) queueWork(plain, works[i]!)
     await flushWorkqueue(plain)
@@ -186,11 +211,10 @@ const overhead = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Rat
   for (let s = 0; s < samples + 3; s++) {
     for (let k = 0; k < batches.length; k++) {
       const [name, batch] = batches[(s + k) % batches.length]!
-      const sample = await time(batch)
+      const sample = await timeBatch(batch, N)
       if (s >= 3) runs[name].push(sample)
     }
   }
-  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
   const row = (name: string, values: Array<[number, number]>): Measurement => ({
     name,
     medianNs: median(values.map((v) => v[0])),
@@ -249,7 +273,6 @@ const breakdown = async (): Promise<{ rows: Array<Measurement>; notes: Record<st
     split.migrate.push(migrated.total)
     split.remote.push(remote.total)
   }
-  const median = (values: Array<number>): number => [...values].sort((a, b) => a - b)[values.length >> 1]!
   const queueNs = median(split.queue)
   const migrateNs = median(split.migrate)
   const remoteNs = median(split.remote)
@@ -340,10 +363,8 @@ export const run = async (): Promise<void> => {
   const notes: Record<string, unknown> = {}
 
   const tp = await throughput()
-  rows.push(...tp)
-  ratios.push(ratio(tp, 'workqueue no-op (per-CPU)', 'fastq no-op (sync worker)', 'per-CPU workqueue / fastq (target ≤ 1)'))
-  ratios.push(ratio(tp, 'workqueue no-op (unbound)', 'fastq no-op (sync worker)', 'unbound workqueue / fastq'))
-  ratios.push(ratio(tp, 'workqueue no-op (per-CPU)', 'p-queue no-op', 'per-CPU workqueue / p-queue'))
+  rows.push(...tp.rows)
+  ratios.push(...tp.ratios)
 
   const ov = await overhead()
   rows.push(...ov.rows)
