@@ -672,9 +672,10 @@ export class Worker {
    * has to wait. It runs once per work, so it stores only what changes: a
    * work's place and holder mean something only while it is pending and are
    * left for the next queueing to set; the rare cases cost one test here.
-   * What the instance was queued with (pwq, sequence number, flush colour,
-   * cgroups) is kept on the worker and its slot until it finishes: the work
-   * may be queued again meanwhile, and a worker runs one work at a time.
+   * What the instance was queued with (pwq, flush colour, cgroups) and who
+   * waits for it (its flushWork callers) move to the worker, its slot and
+   * the run's waiters until it finishes: the work may be queued again
+   * meanwhile, and a worker runs one work at a time.
    */
   private processOne(work: Work): Promise<void> | undefined {
     const pwq = work.pwq as Pwq
