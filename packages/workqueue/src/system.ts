@@ -731,7 +731,6 @@ export class WorkqueueSystem implements PoolHost {
     pwq.retire(work.color, target, active)
   }
 
-
   // ------------------------------------------------------------ PoolHost
 
   /** @internal */
@@ -772,8 +771,6 @@ export class WorkqueueSystem implements PoolHost {
     const both = slot.cpus.filter((cpu) => allowed.includes(cpu))
     return both.length === 0 ? slot.cpus : both
   }
-
-
 
   /** @internal */
   recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void {

@@ -736,8 +736,7 @@ export class Worker {
     try {
       result = work.fn(work)
     } catch (error) {
-      this.pool.system.recordFailure(work, this.runningPwq!, this, error)
-      this.finish(work)
+      this.failed(work, error)
       return undefined
     }
     if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function')
@@ -751,19 +750,26 @@ export class Worker {
   private sleepOn(result: PromiseLike<void>, work: Work): Promise<void> {
     this.awaiting = true
     this.updateRunning()
+    const woke = (): void => {
+      this.awaiting = false
+      this.updateRunning()
+    }
     return Promise.resolve(result).then(
       () => {
-        this.awaiting = false
-        this.updateRunning()
+        woke()
         this.finish(work)
       },
       (error: unknown) => {
-        this.awaiting = false
-        this.updateRunning()
-        this.pool.system.recordFailure(work, this.runningPwq!, this, error)
-        this.finish(work)
+        woke()
+        this.failed(work, error)
       },
     )
+  }
+
+  // A run that threw or rejected: recorded, then finished like any other.
+  private failed(work: Work, error: unknown): void {
+    this.pool.system.recordFailure(work, this.runningPwq!, this, error)
+    this.finish(work)
   }
 
   private finish(work: Work): void {
