@@ -774,7 +774,7 @@ export class WorkqueueSystem implements PoolHost {
 
   /** @internal */
   recordFailure(work: Work, pwq: Pwq, worker: Worker, error: unknown): void {
-    work.failures.push(error)
+    work.recordFailure(error)
     this.failures.push({ work, workqueue: pwq.wq.name, worker: worker.task.tid, error, at: this.clock.now() })
   }
 

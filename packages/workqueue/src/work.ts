@@ -27,6 +27,8 @@ export const Place = { none: 0, timer: 1, worklist: 2, inactive: 3, scheduled: 4
 /** @internal */
 export type WorkPlace = (typeof Place)[keyof typeof Place]
 
+const NO_FAILURES: ReadonlyArray<unknown> = Object.freeze([])
+
 /** A work that threw or rejected; the worker carried on with the next one. */
 export interface WorkFailure {
   readonly work: Work
@@ -38,45 +40,62 @@ export interface WorkFailure {
 
 /** A work item. Create one with {@link createWork}. */
 export class Work {
+  // The fields every queueing and every run touch come first, so that they
+  // share as few cache lines as can be; the rare ones (delayed queueing,
+  // cancels, failures) follow.
+  /** What the work runs. */
+  readonly fn: WorkFunction
   /** @internal PENDING bit. */
   pending = false
-  /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
-  canceling: Promise<boolean> | undefined = undefined
   /** @internal Where the pending instance is (meaningful only while pending: a run leaves it for the next queueing to set). */
   place: WorkPlace = Place.none
   /** @internal The pool_workqueue the pending instance belongs to. */
   pwq: unknown = undefined
-  /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
-  holder: unknown = undefined
-  /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
-  cgroups: ReadonlyArray<Cgroup> | undefined = undefined
   /** @internal Flush colour of the pending instance. */
   color = 0
-  /** @internal Delay timer of a pending delayed instance. */
-  timer: Timer | undefined = undefined
-  /** @internal CPU asked for when queued (delayed works remember it until the timer fires). */
-  cpu: number | undefined = undefined
-  /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
-  handoverTo: number | undefined = undefined
-  /** @internal Worker running an instance now. */
-  runningOn: unknown = undefined
-  /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
-  runWaiters: Array<() => void> | undefined = undefined
+  /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
+  canceling: Promise<boolean> | undefined = undefined
   /**
    * @internal flushWork waiters for the pending instance: they become its
    * run's waiters when it starts, and wake at once if it is cancelled.
    */
   pendingWaiters: Array<() => void> | undefined = undefined
+  /** @internal Worker running an instance now. */
+  runningOn: unknown = undefined
+  /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
+  cgroups: ReadonlyArray<Cgroup> | undefined = undefined
+  /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
+  handoverTo: number | undefined = undefined
+  /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
+  runWaiters: Array<() => void> | undefined = undefined
   /** Completed runs (including ones that threw). */
   runs = 0
-  /** Runs that threw or rejected, most recent last. */
-  readonly failures: Array<unknown> = []
+  /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
+  holder: unknown = undefined
+  /** @internal Delay timer of a pending delayed instance. */
+  timer: Timer | undefined = undefined
+  /** @internal CPU asked for when queued (delayed works remember it until the timer fires). */
+  cpu: number | undefined = undefined
+  // Made on the first failure: most works never fail, and an empty array per work is a fifth more memory.
+  private failureList: Array<unknown> | undefined = undefined
+  /** Its name, for reports. */
+  readonly name: string
 
   /** @internal Use {@link createWork}. */
-  constructor(
-    readonly fn: WorkFunction,
-    readonly name: string,
-  ) {}
+  constructor(fn: WorkFunction, name: string) {
+    this.fn = fn
+    this.name = name
+  }
+
+  /** Runs that threw or rejected, most recent last. */
+  get failures(): ReadonlyArray<unknown> {
+    return this.failureList ?? NO_FAILURES
+  }
+
+  /** @internal A run threw or rejected. */
+  recordFailure(error: unknown): void {
+    ;(this.failureList ??= []).push(error)
+  }
 
   /** True while an instance is queued (work_pending). */
   get isPending(): boolean {

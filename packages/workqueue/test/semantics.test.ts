@@ -411,8 +411,17 @@ describe('failures', () => {
     expect(ran).toBe(2)
     expect(system.failures.map((failure) => (failure.error as Error).message)).toEqual(['boom', 'later'])
     expect(thrower.failures).toHaveLength(1)
+    expect(rejecter.failures.map((error) => (error as Error).message)).toEqual(['later'])
     expect(thrower.runs).toBe(1)
     expect(wq.inFlight).toBe(0)
+    // Each work keeps its own failures, most recent last; one that never failed has none.
+    const fine = work(() => undefined)
+    queueWork(wq, fine)
+    queueWork(wq, thrower)
+    await clock.advance(1)
+    expect(thrower.failures).toHaveLength(2)
+    expect(rejecter.failures).toHaveLength(1)
+    expect(fine.failures).toEqual([])
   })
 
   it('bad arguments are BadArgument and change nothing', () => {
