@@ -152,6 +152,21 @@ export const pairedRatio = (name: string, of: string, against: string, ofSamples
   return { name, of, against, value: median(ofSamples.map((value, i) => value / againstSamples[i]!)) }
 }
 
+/**
+ * Two full (compacting) collections, so that what a measurement reuses sits
+ * in the old generation, as a long-lived program's data does. Without them,
+ * objects made just before a measurement can stay young through all of it
+ * (a benchmark that allocates little never promotes them), and every store
+ * of one into an older object takes V8's generational write barrier: a state
+ * of the benchmark run, not a cost of the code. `pnpm bench` passes
+ * `--expose-gc`.
+ */
+export const collectGarbage = (): void => {
+  if (globalThis.gc === undefined) throw new Error('collectGarbage: run through `pnpm bench` (node --expose-gc)')
+  globalThis.gc()
+  globalThis.gc()
+}
+
 const formatNs = (ns: number): string => (ns >= 1e6 ? `${(ns / 1e6).toFixed(2)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(2)} µs` : `${ns.toFixed(1)} ns`)
 
 /** The machine, recorded with every result. */

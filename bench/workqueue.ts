@@ -30,12 +30,12 @@ import {
   type Work,
   type Workqueue,
 } from '@cgtx/workqueue'
-import { pairedRatio, report, type Measurement, type Ratio } from './harness.ts'
+import { collectGarbage, pairedRatio, report, type Measurement, type Ratio } from './harness.ts'
 
 // The peers are dev dependencies of the workqueue package.
 const requireFromWorkqueue = createRequire(new URL('../packages/workqueue/package.json', import.meta.url))
-type Fastq = (worker: (arg: number, done: (error: Error | null) => void) => void, concurrency: number) => {
-  push(arg: number, done: () => void): void
+type Fastq = (worker: (arg: unknown, done: (error: Error | null) => void) => void, concurrency: number) => {
+  push(arg: unknown, done: () => void): void
   idle(): boolean
   drain: () => void
 }
@@ -80,19 +80,27 @@ const timeBatch = async (batch: () => Promise<void>, works = BATCH): Promise<[nu
   return [((used.user + used.system) * 1000) / works, wall]
 }
 
-// Samples of two contenders taken back to back, in alternating order.
+// Samples of two contenders taken back to back, in alternating order, after
+// a warm-up and a full collection (see collectGarbage). `renew`, if given,
+// runs before every sample, outside the timing.
 const pairOff = async (
   first: () => Promise<void>,
   second: () => Promise<void>,
   samples: number,
+  renew?: () => void,
 ): Promise<[Array<[number, number]>, Array<[number, number]>]> => {
+  for (let s = 0; s < 3; s++) {
+    await first()
+    await second()
+  }
+  collectGarbage()
   const a: Array<[number, number]> = []
   const b: Array<[number, number]> = []
-  for (let s = 0; s < samples + 3; s++) {
+  for (let s = 0; s < samples; s++) {
     const order: Array<[() => Promise<void>, Array<[number, number]>]> = s % 2 === 0 ? [[first, a], [second, b]] : [[second, b], [first, a]]
     for (const [batch, into] of order) {
-      const sample = await timeBatch(batch)
-      if (s >= 3) into.push(sample)
+      renew?.()
+      into.push(await timeBatch(batch))
     }
   }
   return [a, b]
@@ -107,6 +115,13 @@ const median = (values: Array<number>): number => [...values].sort((a, b) => a -
  * workqueue has run carries the unbound branches too. So the per-CPU figure
  * against fastq is taken first, and again after the unbound phase (the
  * figure of a program that uses both kinds).
+ *
+ * The works are made once and reused, like work_structs embedded in
+ * long-lived objects; each phase starts from a full collection, so they are
+ * old, as such works are. The last phase makes new items before every
+ * sample instead (new works; new argument objects for fastq): the cost of
+ * queueing works made just before, young when queued. It comes last because
+ * object arguments change fastq's compiled code from then on.
  */
 const throughput = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Ratio> }> => {
   const host = hostWith(0, benchClock)
@@ -146,13 +161,39 @@ const throughput = async (): Promise<{ rows: Array<Measurement>; ratios: Array<R
   const [unboundRun, fastqB] = await pairOff(batchOn(unbound), fastqBatch, 41)
   const [mixed, fastqC] = await pairOff(batchOn(bound), fastqBatch, 41)
   const [percpuD, pqueueRun] = await pairOff(batchOn(bound), pqueueBatch, 11)
+  let youngWorks = works
+  let youngArgs: Array<{ readonly i: number }> = []
+  const renew = (): void => {
+    youngWorks = Array.from({ length: BATCH }, () => get(createWork(() => undefined)))
+    youngArgs = Array.from({ length: BATCH }, (_, i) => ({ i }))
+  }
+  const youngBatch = async (): Promise<void> => {
+    for (let i = 0; i < BATCH; i++) queueWork(bound, youngWorks[i]!)
+    await flushWorkqueue(bound)
+  }
+  const youngFastqBatch = async (): Promise<void> => {
+    for (let i = 0; i < BATCH; i++) queue.push(youngArgs[i], noop)
+    if (!queue.idle()) await new Promise<void>((resolve) => (queue.drain = resolve))
+  }
+  const YOUNG = 'workqueue no-op (per-CPU), works made just before'
+  const YOUNG_FASTQ = 'fastq no-op, argument objects made just before'
+  const [young, youngFastq] = await pairOff(youngBatch, youngFastqBatch, 41, renew)
   return {
-    rows: [row(FASTQ, fastqA), row(PERCPU, percpu), row(UNBOUND, unboundRun), row(MIXED, mixed), row('p-queue no-op', pqueueRun)],
+    rows: [
+      row(FASTQ, fastqA),
+      row(PERCPU, percpu),
+      row(UNBOUND, unboundRun),
+      row(MIXED, mixed),
+      row('p-queue no-op', pqueueRun),
+      row(YOUNG_FASTQ, youngFastq),
+      row(YOUNG, young),
+    ],
     ratios: [
       pairedRatio('per-CPU workqueue / fastq (target ≤ 1)', PERCPU, FASTQ, cpuOf(percpu), cpuOf(fastqA)),
       pairedRatio('unbound workqueue / fastq', UNBOUND, FASTQ, cpuOf(unboundRun), cpuOf(fastqB)),
       pairedRatio('per-CPU workqueue / fastq, after unbound ran', MIXED, FASTQ, cpuOf(mixed), cpuOf(fastqC)),
       pairedRatio('per-CPU workqueue / p-queue', PERCPU, 'p-queue no-op', cpuOf(percpuD), cpuOf(pqueueRun)),
+      pairedRatio('per-CPU workqueue / fastq, items made just before', YOUNG, YOUNG_FASTQ, cpuOf(young), cpuOf(youngFastq)),
     ],
   }
 }
@@ -209,6 +250,7 @@ const overhead = async (): Promise<{ rows: Array<Measurement>; ratios: Array<Rat
   ]
   const runs = { plain: [] as Array<[number, number]>, migrate: [] as Array<[number, number]>, objects: [] as Array<[number, number]> }
   for (let s = 0; s < samples + 3; s++) {
+    if (s === 3) collectGarbage()
     for (let k = 0; k < batches.length; k++) {
       const [name, batch] = batches[(s + k) % batches.length]!
       const sample = await timeBatch(batch, N)
@@ -266,6 +308,7 @@ const breakdown = async (): Promise<{ rows: Array<Measurement>; notes: Record<st
     return { queue: (queued - start) / N, total: (end - start) / N }
   }
   for (let s = 0; s < samples + 2; s++) {
+    if (s === 2) collectGarbage()
     const migrated = await once(wqs.migrate)
     const remote = await once(wqs['remote-charge'])
     if (s < 2) continue
