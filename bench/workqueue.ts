@@ -82,7 +82,7 @@ const timeBatch = async (batch: () => Promise<void>, works = BATCH): Promise<[nu
 
 // Samples of two contenders taken back to back, in alternating order, after
 // a warm-up and a full collection (see collectGarbage). `renew`, if given,
-// runs before every sample, outside the timing.
+// runs before every batch, warm-up included, outside the timing.
 const pairOff = async (
   first: () => Promise<void>,
   second: () => Promise<void>,
@@ -90,8 +90,10 @@ const pairOff = async (
   renew?: () => void,
 ): Promise<[Array<[number, number]>, Array<[number, number]>]> => {
   for (let s = 0; s < 3; s++) {
-    await first()
-    await second()
+    for (const batch of [first, second]) {
+      renew?.()
+      await batch()
+    }
   }
   collectGarbage()
   const a: Array<[number, number]> = []
@@ -161,7 +163,7 @@ const throughput = async (): Promise<{ rows: Array<Measurement>; ratios: Array<R
   const [unboundRun, fastqB] = await pairOff(batchOn(unbound), fastqBatch, 41)
   const [mixed, fastqC] = await pairOff(batchOn(bound), fastqBatch, 41)
   const [percpuD, pqueueRun] = await pairOff(batchOn(bound), pqueueBatch, 11)
-  let youngWorks = works
+  let youngWorks: Array<Work> = []
   let youngArgs: Array<{ readonly i: number }> = []
   const renew = (): void => {
     youngWorks = Array.from({ length: BATCH }, () => get(createWork(() => undefined)))
