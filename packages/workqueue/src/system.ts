@@ -241,13 +241,12 @@ export class Workqueue implements PwqOwner {
     }
     work.place = Place.timer
     work.holder = this
-    work.cpu = cpu.right
     work.cgroups = target
     this.delayed.add(work)
     work.timer = this.system.clock.setTimer(delay.right, () => {
       work.timer = undefined
       this.delayed.delete(work)
-      this.insert(work, work.cpu, work.cgroups)
+      this.insert(work, cpu.right, target)
     })
     return RIGHT_TRUE
   }

@@ -38,11 +38,29 @@ export interface WorkFailure {
   readonly at: number
 }
 
+/**
+ * The state only the less common paths use: cancels, flushes, delayed and
+ * cgroup queueing, lazy hand-over, requeueing while running, failures. A
+ * work gets one on the first such use and keeps it. Most works never need
+ * one, and without these fields a work is 96 bytes instead of 160, its hot
+ * fields on fewer cache lines: a no-op run is dominated by memory traffic,
+ * not instructions.
+ */
+class RareWorkState {
+  canceling: Promise<boolean> | undefined = undefined
+  pendingWaiters: Array<() => void> | undefined = undefined
+  runWaiters: Array<() => void> | undefined = undefined
+  cgroups: ReadonlyArray<Cgroup> | undefined = undefined
+  handoverTo: number | undefined = undefined
+  holder: unknown = undefined
+  timer: Timer | undefined = undefined
+  failures: Array<unknown> | undefined = undefined
+}
+
 /** A work item. Create one with {@link createWork}. */
 export class Work {
-  // The fields every queueing and every run touch come first, so that they
-  // share as few cache lines as can be; the rare ones (delayed queueing,
-  // cancels, failures) follow.
+  // Fields in the order a queueing and a run touch them, all of them on the
+  // object's first 96 bytes; everything else is in `rare`.
   /** What the work runs. */
   readonly fn: WorkFunction
   /** @internal PENDING bit. */
@@ -53,31 +71,11 @@ export class Work {
   pwq: unknown = undefined
   /** @internal Flush colour of the pending instance. */
   color = 0
-  /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
-  canceling: Promise<boolean> | undefined = undefined
-  /**
-   * @internal flushWork waiters for the pending instance: they become its
-   * run's waiters when it starts, and wake at once if it is cancelled.
-   */
-  pendingWaiters: Array<() => void> | undefined = undefined
   /** @internal Worker running an instance now. */
   runningOn: unknown = undefined
-  /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
-  cgroups: ReadonlyArray<Cgroup> | undefined = undefined
-  /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
-  handoverTo: number | undefined = undefined
-  /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
-  runWaiters: Array<() => void> | undefined = undefined
+  private rare: RareWorkState | undefined = undefined
   /** Completed runs (including ones that threw). */
   runs = 0
-  /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
-  holder: unknown = undefined
-  /** @internal Delay timer of a pending delayed instance. */
-  timer: Timer | undefined = undefined
-  /** @internal CPU asked for when queued (delayed works remember it until the timer fires). */
-  cpu: number | undefined = undefined
-  // Made on the first failure: most works never fail, and an empty array per work is a fifth more memory.
-  private failureList: Array<unknown> | undefined = undefined
   /** Its name, for reports. */
   readonly name: string
 
@@ -87,14 +85,79 @@ export class Work {
     this.name = name
   }
 
+  // The accessors below read `undefined` while there is no rare state, and
+  // storing `undefined` then makes none.
+  private rareState(): RareWorkState {
+    return (this.rare ??= new RareWorkState())
+  }
+
+  /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
+  get canceling(): Promise<boolean> | undefined {
+    return this.rare?.canceling
+  }
+  set canceling(canceling: Promise<boolean> | undefined) {
+    if (canceling !== undefined || this.rare !== undefined) this.rareState().canceling = canceling
+  }
+
+  /**
+   * @internal flushWork waiters for the pending instance: they become its
+   * run's waiters when it starts, and wake at once if it is cancelled.
+   */
+  get pendingWaiters(): Array<() => void> | undefined {
+    return this.rare?.pendingWaiters
+  }
+  set pendingWaiters(waiters: Array<() => void> | undefined) {
+    if (waiters !== undefined || this.rare !== undefined) this.rareState().pendingWaiters = waiters
+  }
+
+  /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
+  get runWaiters(): Array<() => void> | undefined {
+    return this.rare?.runWaiters
+  }
+  set runWaiters(waiters: Array<() => void> | undefined) {
+    if (waiters !== undefined || this.rare !== undefined) this.rareState().runWaiters = waiters
+  }
+
+  /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
+  get cgroups(): ReadonlyArray<Cgroup> | undefined {
+    return this.rare?.cgroups
+  }
+  set cgroups(cgroups: ReadonlyArray<Cgroup> | undefined) {
+    if (cgroups !== undefined || this.rare !== undefined) this.rareState().cgroups = cgroups
+  }
+
+  /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
+  get handoverTo(): number | undefined {
+    return this.rare?.handoverTo
+  }
+  set handoverTo(cpu: number | undefined) {
+    if (cpu !== undefined || this.rare !== undefined) this.rareState().handoverTo = cpu
+  }
+
+  /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
+  get holder(): unknown {
+    return this.rare?.holder
+  }
+  set holder(holder: unknown) {
+    if (holder !== undefined || this.rare !== undefined) this.rareState().holder = holder
+  }
+
+  /** @internal Delay timer of a pending delayed instance. */
+  get timer(): Timer | undefined {
+    return this.rare?.timer
+  }
+  set timer(timer: Timer | undefined) {
+    if (timer !== undefined || this.rare !== undefined) this.rareState().timer = timer
+  }
+
   /** Runs that threw or rejected, most recent last. */
   get failures(): ReadonlyArray<unknown> {
-    return this.failureList ?? NO_FAILURES
+    return this.rare?.failures ?? NO_FAILURES
   }
 
   /** @internal A run threw or rejected. */
   recordFailure(error: unknown): void {
-    ;(this.failureList ??= []).push(error)
+    ;(this.rareState().failures ??= []).push(error)
   }
 
   /** True while an instance is queued (work_pending). */
@@ -117,12 +180,39 @@ export class Work {
     return true
   }
 
-  /** @internal The pending instance starts running: who waited for it now waits for the run. */
-  pendingStarts(): void {
-    const waiters = this.pendingWaiters!
-    this.pendingWaiters = undefined
-    if (this.runWaiters === undefined) this.runWaiters = waiters
-    else this.runWaiters.push(...waiters)
+  /**
+   * @internal The pending instance starts running on `worker`: PENDING
+   * clears (unless a cancel holds it), the holder of its place is let go,
+   * and who waited for it now waits for the run. (Small, so that V8 inlines
+   * it into the worker loop; the rare state is handled out of line.)
+   */
+  startRunning(worker: unknown): void {
+    this.runningOn = worker
+    if (this.rare === undefined) this.pending = false
+    else this.startRunningRare(this.rare)
+  }
+
+  private startRunningRare(rare: RareWorkState): void {
+    if (rare.canceling === undefined) this.pending = false
+    rare.holder = undefined
+    const waiters = rare.pendingWaiters
+    if (waiters === undefined) return
+    rare.pendingWaiters = undefined
+    if (rare.runWaiters === undefined) rare.runWaiters = waiters
+    else rare.runWaiters.push(...waiters)
+  }
+
+  /** @internal The running instance finished: counted, and who waited for it (cancelWorkSync, flushWork) wakes. */
+  finishRunning(): void {
+    this.runningOn = undefined
+    this.runs++
+    if (this.rare !== undefined && this.rare.runWaiters !== undefined) this.wakeRunWaiters(this.rare)
+  }
+
+  private wakeRunWaiters(rare: RareWorkState): void {
+    const waiters = rare.runWaiters!
+    rare.runWaiters = undefined
+    for (const resolve of waiters) resolve()
   }
 
   /** @internal The pending instance was cancelled: who waited for it wakes. */
@@ -130,13 +220,6 @@ export class Work {
     const waiters = this.pendingWaiters
     this.pendingWaiters = undefined
     if (waiters !== undefined) for (const resolve of waiters) resolve()
-  }
-
-  /** @internal The running instance finished: wake who waited for it (cancelWorkSync, flushWork). */
-  wakeRunWaiters(): void {
-    const runWaiters = this.runWaiters!
-    this.runWaiters = undefined
-    for (const resolve of runWaiters) resolve()
   }
 }
 

@@ -424,6 +424,41 @@ describe('failures', () => {
     expect(fine.failures).toEqual([])
   })
 
+  it('a work lets go of its waiters and its delayed-queueing state once they are done with', async () => {
+    const { clock, system } = setup()
+    const wq = ok(system.createWorkqueue({ name: 'events' }))
+    // Internal fields, read here because a leak of them shows nowhere else: a
+    // waiter kept after its run would be woken again by every later run.
+    const held = (w: Work): Array<unknown> => [w.pendingWaiters, w.runWaiters, w.canceling, w.timer, w.holder, w.cgroups]
+    // Its first run requeues it while it sleeps: another worker finds it
+    // running and schedules it on this one (the place with a holder).
+    const slow: Work = work(async () => {
+      if (slow.runs === 0) queueWork(wq, slow)
+      await clock.sleep(2)
+    })
+    queueWork(wq, slow)
+    const flushedPending = flushWork(slow)
+    await clock.advance(3)
+    const flushedRunning = flushWork(slow)
+    const cancelled = cancelWorkSync(slow)
+    await clock.advance(2)
+    expect(slow.runs).toBe(2)
+    expect(ok(await flushedPending)).toBe(true)
+    expect(ok(await flushedRunning)).toBe(true)
+    expect(ok(await cancelled)).toBe(false)
+    const delayed = work(() => undefined)
+    queueDelayedWork(wq, delayed, 3, { cpu: 1 })
+    await clock.advance(4)
+    expect(delayed.runs).toBe(1)
+    for (const w of [slow, delayed]) expect(held(w)).toEqual(new Array(6).fill(undefined))
+    // A work no flush, cancel or delay ever touched carries none of that state at all.
+    const plain = work(() => undefined)
+    queueWork(wq, plain)
+    await settle(clock)
+    expect(plain.runs).toBe(1)
+    expect(Reflect.get(plain, 'rare')).toBeUndefined()
+  })
+
   it('bad arguments are BadArgument and change nothing', () => {
     const { system } = setup()
     const wq = ok(system.createWorkqueue({ name: 'events' }))

@@ -670,8 +670,9 @@ export class Worker {
   /**
    * process_one_work. Returns a promise only if the work (or a migration)
    * has to wait. It runs once per work, so it stores only what changes: a
-   * work's place and holder mean something only while it is pending and are
-   * left for the next queueing to set; the rare cases cost one test here.
+   * work's place means something only while it is pending and is left for
+   * the next queueing to set; the rare cases cost one test here (a work
+   * without rare state, see Work.startRunning).
    * What the instance was queued with (pwq, flush colour, cgroups) and who
    * waits for it (its flushWork callers) move to the worker, its slot and
    * the run's waiters until it finishes: the work may be queued again
@@ -684,9 +685,7 @@ export class Worker {
     const target = work.cgroups
     if (this.runningPwq !== pwq) this.runningPwq = pwq
     this.runningColor = work.color
-    if (work.canceling === undefined) work.pending = false
-    if (work.pendingWaiters !== undefined) work.pendingStarts()
-    work.runningOn = this
+    work.startRunning(this)
     slot.work = work
     if (slot.owner !== wq) slot.owner = wq
     // An unbound pool starts every work at once: wake another worker for the rest.
@@ -777,9 +776,7 @@ export class Worker {
       this.cpuIntensive = false
       this.updateRunning()
     }
-    work.runningOn = undefined
-    work.runs++
-    if (work.runWaiters !== undefined) work.wakeRunWaiters()
+    work.finishRunning()
     const slot = this.slot
     const target = slot.target
     slot.work = undefined
