@@ -287,7 +287,10 @@ export class Workqueue implements PwqOwner {
     if (this.destroyed) return E.left(systemError('ENODEV', `destroy_workqueue ${this.name}`, { reason: 'already destroyed' }))
     if (this.inFlight > 0)
       return E.left(systemError('EBUSY', `destroy_workqueue ${this.name}`, { reason: `${this.inFlight} work(s) queued or running` }))
-    for (const work of [...this.delayed]) this.system.steal(work)
+    for (const work of [...this.delayed]) {
+      this.system.steal(work)
+      work.pending = false
+    }
     this.isDestroyed = true
     this.openToPlainWork = false
     for (const pool of [...this.dedicated, this.rescuer]) {

@@ -319,10 +319,21 @@ describe('drain and destroy', () => {
     queueWork(wq, work(async () => void (await clock.sleep(10))))
     const busy = err(wq.destroySync())
     expect(busy._tag === 'SystemError' && busy.errno).toBe('EBUSY')
+    // A delayed work still on its timer is cancelled: it never runs, is no
+    // longer pending, and can be queued elsewhere.
+    let delayedRuns = 0
+    const delayed = work(() => void delayedRuns++)
+    queueDelayedWork(wq, delayed, 50)
     await clock.advance(10)
     ok(wq.destroySync())
     const refused = err(queueWork(wq, work(() => undefined)))
     expect(refused._tag === 'SystemError' && refused.errno).toBe('ENODEV')
+    await clock.advance(100)
+    expect(delayedRuns).toBe(0)
+    expect(delayed.isPending).toBe(false)
+    expect(ok(queueWork(ok(system.createWorkqueue({ name: 'other' })), delayed))).toBe(true)
+    await settle(clock)
+    expect(delayedRuns).toBe(1)
   })
 
   it('destroyWorkqueue drains first', async () => {
