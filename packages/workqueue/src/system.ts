@@ -313,7 +313,13 @@ export class Workqueue implements PwqOwner {
   instanceDone(color: number): void {
     // No flusher waits for the open colour; one can only be woken when a closed colour empties.
     if (color === this.color) this.openCount--
-    else if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
+    else this.closedColourDone(color)
+  }
+
+  // Out of line: instanceDone is inlined into the worker loop, whose inlining
+  // budget (V8's, in bytecode) it shares with the rest of a run.
+  private closedColourDone(color: number): void {
+    if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
   }
 
   /** @internal */

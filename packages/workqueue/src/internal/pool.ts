@@ -151,13 +151,17 @@ export class Pwq {
    * for an unbound one.
    */
   deactivate(): void {
-    if (this.wq.unbound === true) {
-      this.deactivateUnbound()
-      return
-    }
-    // The freed slot passes straight to the first inactive work: the count stays.
-    if (this.inactive.length > 0) this.enterWorklist(this.inactive.shift()!)
-    else this.nrActive--
+    // The common case inline, the rest out of line: deactivate is inlined
+    // into the worker loop, whose inlining budget (V8's, in bytecode) it
+    // shares with the rest of a run.
+    if (this.wq.unbound !== true && this.inactive.length === 0) this.nrActive--
+    else if (this.wq.unbound === true) this.deactivateUnbound()
+    else this.activateInactive()
+  }
+
+  // Bound: the freed slot passes straight to the first inactive work, the count stays.
+  private activateInactive(): void {
+    this.enterWorklist(this.inactive.shift()!)
   }
 
   private deactivateUnbound(): void {
