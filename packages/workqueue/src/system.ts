@@ -239,7 +239,7 @@ export class Workqueue implements PwqOwner {
       this.insert(work, cpu.right, target)
       return RIGHT_TRUE
     }
-    work.place = Place.timer
+    work.waitIn(Place.timer)
     work.holder = this
     work.cgroups = target
     this.delayed.add(work)
@@ -716,7 +716,7 @@ export class WorkqueueSystem implements PoolHost {
         work.timer?.cancel()
         work.timer = undefined
         ;(work.holder as Workqueue).delayed.delete(work)
-        work.place = Place.none
+        work.waitIn(Place.none)
         work.holder = undefined
         if (work.cgroups !== undefined) this.release(work.cgroups)
         work.cgroups = undefined
@@ -752,7 +752,7 @@ export class WorkqueueSystem implements PoolHost {
   private retireStolen(work: Work, pwq: Pwq, active: boolean): void {
     const target = work.cgroups
     work.cgroups = undefined
-    work.place = Place.none
+    work.waitIn(Place.none)
     work.holder = undefined
     work.handoverTo = undefined
     work.pendingCancelled()

@@ -19,13 +19,20 @@ import { badArgument, type BadArgument } from '@cgtx/core'
 export type WorkFunction = (work: Work) => void | PromiseLike<void>
 
 /**
- * @internal Where a pending instance waits. Small integers rather than
- * strings: a work's place is stored several times per run, and a small
- * integer is stored without a GC write barrier.
+ * @internal Where a pending instance waits (`none`: pending without a
+ * place, held by a cancel or about to be placed). Small integers: with the
+ * PENDING bit they make one small-integer field, the kernel's data word,
+ * stored without a GC write barrier.
  */
 export const Place = { none: 0, timer: 1, worklist: 2, inactive: 3, scheduled: 4, mayday: 5, deferred: 6 } as const
 /** @internal */
 export type WorkPlace = (typeof Place)[keyof typeof Place]
+
+// The data word: the place shifted left by one, PENDING in bit 0. Idle (0)
+// is "not pending"; a run clears it whole, since a place means something only
+// while pending.
+const PENDING = 1
+const IDLE = 0
 
 const NO_FAILURES: ReadonlyArray<unknown> = Object.freeze([])
 
@@ -42,7 +49,7 @@ export interface WorkFailure {
  * The state only the less common paths use: cancels, flushes, delayed and
  * cgroup queueing, lazy hand-over, requeueing while running, failures. A
  * work gets one on the first such use and keeps it. Most works never need
- * one, and without these fields a work is 96 bytes instead of 160, its hot
+ * one, and without these fields a work is 88 bytes instead of 160, its hot
  * fields on fewer cache lines: a no-op run is dominated by memory traffic,
  * not instructions.
  */
@@ -59,14 +66,14 @@ class RareWorkState {
 
 /** A work item. Create one with {@link createWork}. */
 export class Work {
-  // Fields in the order a queueing and a run touch them, all of them on the
-  // object's first 96 bytes; everything else is in `rare`.
+  // Fields in the order a queueing and a run touch them, 88 bytes in all;
+  // everything else is in `rare`. Works made one after another lie next to
+  // each other in memory, so a pass over many of them loads every byte of
+  // each: the size is what counts.
   /** What the work runs. */
   readonly fn: WorkFunction
-  /** @internal PENDING bit. */
-  pending = false
-  /** @internal Where the pending instance is (meaningful only while pending: a run leaves it for the next queueing to set). */
-  place: WorkPlace = Place.none
+  // The PENDING bit and the place (see PENDING).
+  private dataWord = IDLE
   /** @internal The pool_workqueue the pending instance belongs to. */
   pwq: unknown = undefined
   /** @internal Flush colour of the pending instance. */
@@ -165,6 +172,24 @@ export class Work {
     return this.pending
   }
 
+  /** @internal PENDING bit. Clearing it forgets the place. */
+  get pending(): boolean {
+    return (this.dataWord & PENDING) !== 0
+  }
+  set pending(pending: boolean) {
+    this.dataWord = pending ? this.dataWord | PENDING : IDLE
+  }
+
+  /** @internal Where the pending instance is (meaningful only while pending). */
+  get place(): WorkPlace {
+    return (this.dataWord >> 1) as WorkPlace
+  }
+
+  /** @internal The pending instance now waits in `place` (`none`: taken out, PENDING kept). */
+  waitIn(place: WorkPlace): void {
+    this.dataWord = (place << 1) | PENDING
+  }
+
   /** True while a worker runs it. */
   get isRunning(): boolean {
     return this.runningOn !== undefined
@@ -175,8 +200,8 @@ export class Work {
    * new instance. False if one is pending already (nothing changes then).
    */
   claimPending(): boolean {
-    if (this.pending) return false
-    this.pending = true
+    if ((this.dataWord & PENDING) !== 0) return false
+    this.dataWord = PENDING
     return true
   }
 
@@ -188,12 +213,12 @@ export class Work {
    */
   startRunning(worker: unknown): void {
     this.runningOn = worker
-    if (this.rare === undefined) this.pending = false
+    if (this.rare === undefined) this.dataWord = IDLE
     else this.startRunningRare(this.rare)
   }
 
   private startRunningRare(rare: RareWorkState): void {
-    if (rare.canceling === undefined) this.pending = false
+    if (rare.canceling === undefined) this.dataWord = IDLE
     rare.holder = undefined
     const waiters = rare.pendingWaiters
     if (waiters === undefined) return

@@ -106,7 +106,7 @@ export class Pwq {
     if (wq.unbound === true ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
       this.activate(work)
     } else {
-      work.place = ON_INACTIVE
+      work.waitIn(ON_INACTIVE)
       this.inactive.push(work)
       if (wq.unbound === true) this.waitForRoom()
     }
@@ -128,7 +128,7 @@ export class Pwq {
   }
 
   private enterWorklist(work: Work): void {
-    work.place = ON_WORKLIST
+    work.waitIn(ON_WORKLIST)
     this.pool.worklist.push(work)
     this.pool.kick()
   }
@@ -424,7 +424,7 @@ export class Pool {
     const rescued = this.worklist.take((work) => (work.pwq as Pwq).wq.rescuer !== undefined)
     for (const work of rescued) {
       const rescuer = (work.pwq as Pwq).wq.rescuer!
-      work.place = Place.mayday
+      work.waitIn(Place.mayday)
       work.holder = rescuer
       rescuer.worklist.push(work)
       rescuer.kick()
@@ -608,7 +608,7 @@ export class Worker {
   private passOn(work: Work, runner: Worker): void {
     if (runner.pool === this.pool) {
       // find_worker_executing_work: the worker running it runs it next.
-      work.place = Place.scheduled
+      work.waitIn(Place.scheduled)
       work.holder = runner
       runner.scheduled.push(work)
       return
@@ -617,10 +617,10 @@ export class Worker {
     // here until that run ends, so it runs once at a time and still in its
     // own pool.
     const pool = this.pool
-    work.place = Place.deferred
+    work.waitIn(Place.deferred)
     ;(work.runWaiters ??= []).push(() => {
       if (work.place !== Place.deferred) return
-      work.place = Place.worklist
+      work.waitIn(Place.worklist)
       pool.worklist.push(work)
       pool.kick()
     })
