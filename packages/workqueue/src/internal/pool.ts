@@ -673,10 +673,9 @@ export class Worker {
 
   /**
    * process_one_work. Returns a promise only if the work (or a migration)
-   * has to wait. It runs once per work, so it stores only what changes: a
-   * work's place means something only while it is pending and is left for
-   * the next queueing to set; the rare cases cost one test here (a work
-   * without rare state, see Work.startRunning).
+   * has to wait. It runs once per work, so it stores only what changes: the
+   * work's PENDING bit and place are cleared in one store (its data word),
+   * and the rare cases cost one test (see Work.startRunning).
    * What the instance was queued with (pwq, flush colour, cgroups) and who
    * waits for it (its flushWork callers) move to the worker, its slot and
    * the run's waiters until it finishes: the work may be queued again
