@@ -49,9 +49,9 @@ export interface WorkFailure {
  * The state only the less common paths use: cancels, flushes, delayed and
  * cgroup queueing, lazy hand-over, requeueing while running, failures. A
  * work gets one on the first such use and keeps it. Most works never need
- * one, and without these fields a work is 88 bytes instead of 160, its hot
- * fields on fewer cache lines: a no-op run is dominated by memory traffic,
- * not instructions.
+ * one, and without these fields a work is 88 bytes instead of 160: fewer
+ * cache lines to load per work, and a no-op run is bound by memory traffic,
+ * not instructions (bench/RESULTS.md, workqueue).
  */
 class RareWorkState {
   canceling: Promise<boolean> | undefined = undefined
@@ -98,12 +98,16 @@ export class Work {
     return (this.rare ??= new RareWorkState())
   }
 
+  private setRare<K extends keyof RareWorkState>(field: K, value: RareWorkState[K]): void {
+    if (value !== undefined || this.rare !== undefined) this.rareState()[field] = value
+  }
+
   /** @internal Set while cancelWorkSync runs: PENDING stays set so queueing returns false. */
   get canceling(): Promise<boolean> | undefined {
     return this.rare?.canceling
   }
   set canceling(canceling: Promise<boolean> | undefined) {
-    if (canceling !== undefined || this.rare !== undefined) this.rareState().canceling = canceling
+    this.setRare('canceling', canceling)
   }
 
   /**
@@ -114,7 +118,7 @@ export class Work {
     return this.rare?.pendingWaiters
   }
   set pendingWaiters(waiters: Array<() => void> | undefined) {
-    if (waiters !== undefined || this.rare !== undefined) this.rareState().pendingWaiters = waiters
+    this.setRare('pendingWaiters', waiters)
   }
 
   /** @internal Waiters for the running instance to finish (flushWork, cancelWorkSync). */
@@ -122,7 +126,7 @@ export class Work {
     return this.rare?.runWaiters
   }
   set runWaiters(waiters: Array<() => void> | undefined) {
-    if (waiters !== undefined || this.rare !== undefined) this.rareState().runWaiters = waiters
+    this.setRare('runWaiters', waiters)
   }
 
   /** @internal Cgroups the pending instance was queued for (one per hierarchy). */
@@ -130,7 +134,7 @@ export class Work {
     return this.rare?.cgroups
   }
   set cgroups(cgroups: ReadonlyArray<Cgroup> | undefined) {
-    if (cgroups !== undefined || this.rare !== undefined) this.rareState().cgroups = cgroups
+    this.setRare('cgroups', cgroups)
   }
 
   /** @internal Lazy workqueues: the CPU whose thread the core worker hands this instance to. */
@@ -138,7 +142,7 @@ export class Work {
     return this.rare?.handoverTo
   }
   set handoverTo(cpu: number | undefined) {
-    if (cpu !== undefined || this.rare !== undefined) this.rareState().handoverTo = cpu
+    this.setRare('handoverTo', cpu)
   }
 
   /** @internal The holder of the `timer` / `scheduled` / `mayday` places (meaningful only there). */
@@ -146,7 +150,7 @@ export class Work {
     return this.rare?.holder
   }
   set holder(holder: unknown) {
-    if (holder !== undefined || this.rare !== undefined) this.rareState().holder = holder
+    this.setRare('holder', holder)
   }
 
   /** @internal Delay timer of a pending delayed instance. */
@@ -154,7 +158,7 @@ export class Work {
     return this.rare?.timer
   }
   set timer(timer: Timer | undefined) {
-    if (timer !== undefined || this.rare !== undefined) this.rareState().timer = timer
+    this.setRare('timer', timer)
   }
 
   /** Runs that threw or rejected, most recent last. */
