@@ -18,20 +18,9 @@
  *
  * @module @cgtx/workqueue
  */
-export {
-  WorkqueueSystem,
-  Workqueue,
-  cancelWorkSync,
-  destroyWorkqueue,
-  drainWorkqueue,
-  flushWork,
-  flushWorkqueue,
-  queueCgroupWork,
-  queueDelayedWork,
-  queueWork,
-  type Controllers,
-  type PoolSummary,
-} from './system.ts'
+export { WorkqueueSystem, type Controllers, type PoolSummary } from './system.ts'
+export { Workqueue, destroyWorkqueue, drainWorkqueue, flushWorkqueue, queueCgroupWork, queueDelayedWork, queueWork } from './workqueue.ts'
+export { cancelWorkSync, flushWork } from './workSync.ts'
 export { Work, createWork, type WorkFailure, type WorkFunction } from './work.ts'
 export { currentWork, type WorkContext } from './context.ts'
 export { allocate, burn, forkFromWork, type Allocation } from './resources.ts'

@@ -13,7 +13,7 @@ import type { Cgroup } from '@cgtx/core'
 import type { Timer } from '@cgtx/core'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { badArgument, type BadArgument } from '@cgtx/core'
+import { badArgument, decode, type BadArgument } from '@cgtx/core'
 
 /** What a work runs: synchronous or asynchronous JavaScript. It receives its own {@link Work}. */
 export type WorkFunction = (work: Work) => void | PromiseLike<void>
@@ -260,6 +260,12 @@ export const WorkCodec = new t.Type<Work, Work, unknown>(
   (u, c) => (u instanceof Work ? t.success(u) : t.failure(u, c)),
   t.identity,
 )
+
+/** @internal A non-work as a {@link BadArgument}, the codec saying why. */
+export const notAWork = (work: unknown): E.Either<BadArgument, never> => {
+  const decoded = decode(WorkCodec, work, 'work')
+  return E.isLeft(decoded) ? decoded : E.left(badArgument('work', work, 'Work'))
+}
 
 /** INIT_WORK: a work item running `fn`. A non-function is a {@link BadArgument}. */
 export const createWork = (fn: unknown, name?: unknown): E.Either<BadArgument, Work> => {
