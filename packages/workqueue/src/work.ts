@@ -9,11 +9,9 @@
  *
  * @module work
  */
-import type { Cgroup } from '@cgtx/core'
-import type { Timer } from '@cgtx/core'
 import * as E from 'fp-ts/lib/Either.js'
 import * as t from 'io-ts'
-import { badArgument, decode, type BadArgument } from '@cgtx/core'
+import { badArgument, type BadArgument, type Cgroup, type Timer } from '@cgtx/core'
 
 /** What a work runs: synchronous or asynchronous JavaScript. It receives its own {@link Work}. */
 export type WorkFunction = (work: Work) => void | PromiseLike<void>
@@ -253,19 +251,13 @@ export class Work {
 }
 
 const WorkFunctionCodec = t.Function
-/** Decodes a work argument: a {@link Work} made by {@link createWork}. */
-export const WorkCodec = new t.Type<Work, Work, unknown>(
-  'Work',
-  (u): u is Work => u instanceof Work,
-  (u, c) => (u instanceof Work ? t.success(u) : t.failure(u, c)),
-  t.identity,
-)
 
-/** @internal A non-work as a {@link BadArgument}, the codec saying why. */
-export const notAWork = (work: unknown): E.Either<BadArgument, never> => {
-  const decoded = decode(WorkCodec, work, 'work')
-  return E.isLeft(decoded) ? decoded : E.left(badArgument('work', work, 'Work'))
-}
+/**
+ * @internal A non-work where a work was expected, as a {@link BadArgument}.
+ * (A work is an object of this class: nothing else can stand for one.)
+ */
+export const notAWork = (work: unknown): E.Either<BadArgument, never> =>
+  E.left(badArgument('work', work, 'a Work made by createWork'))
 
 /** INIT_WORK: a work item running `fn`. A non-function is a {@link BadArgument}. */
 export const createWork = (fn: unknown, name?: unknown): E.Either<BadArgument, Work> => {

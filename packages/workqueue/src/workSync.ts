@@ -35,8 +35,7 @@ export const cancelWorkSync = (work: unknown): Promise<E.Either<CgtxError, boole
   if (!(work instanceof Work)) return Promise.resolve(notAWork(work))
   if (work.canceling !== undefined) return work.canceling.then(() => RIGHT_FALSE)
   const wasPending = work.pending
-  const system = systemOf(work)
-  if (wasPending) system?.steal(work)
+  if (wasPending) systemOf(work)?.steal(work)
   work.pending = true
   const running =
     work.runningOn === undefined ? Promise.resolve() : new Promise<void>((resolve) => (work.runWaiters ??= []).push(resolve))

@@ -470,10 +470,20 @@ describe('failures', () => {
     expect(Reflect.get(plain, 'rare')).toBeUndefined()
   })
 
-  it('bad arguments are BadArgument and change nothing', () => {
+  it('bad arguments are BadArgument and change nothing', async () => {
     const { system } = setup()
     const wq = ok(system.createWorkqueue({ name: 'events' }))
     expect(err(queueWork(wq, {}))._tag).toBe('BadArgument')
+    // Every entry point that takes a work names the argument it refused.
+    const cgroupWq = ok(system.createWorkqueue({ name: 'cgroups', flags: { unbound: true, cgroup: true } }))
+    for (const refused of [
+      err(queueWork(wq, 'work')),
+      err(queueCgroupWork(cgroupWq, null, { hierarchy: 'unified', path: '/' })),
+      err(queueDelayedWork(wq, () => undefined, 1)),
+      err(await flushWork({ fn: () => undefined })),
+      err(await cancelWorkSync(42)),
+    ])
+      expect(refused._tag === 'BadArgument' && refused.field).toBe('work')
     expect(err(queueWork(wq, work(() => undefined), { cpu: 99 }))._tag).toBe('BadArgument')
     expect(err(queueWork(wq, work(() => undefined), { cpu: -1 }))._tag).toBe('BadArgument')
     expect(err(system.createWorkqueue({ name: '' }))._tag).toBe('BadArgument')
