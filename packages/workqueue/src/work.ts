@@ -110,7 +110,8 @@ export class Work {
 
   /**
    * @internal flushWork waiters for the pending instance: they become its
-   * run's waiters when it starts, and wake at once if it is cancelled.
+   * run's waiters when it starts; if it is cancelled, they wake then, or
+   * when the run going on then ends.
    */
   get pendingWaiters(): Array<() => void> | undefined {
     return this.rare?.pendingWaiters
@@ -242,11 +243,17 @@ export class Work {
     for (const resolve of waiters) resolve()
   }
 
-  /** @internal The pending instance was cancelled: who waited for it wakes. */
+  /**
+   * @internal The pending instance was cancelled: who waited for it wakes,
+   * or, while an earlier instance still runs, waits for that run instead
+   * (flush_work returns with the work idle unless it was queued again).
+   */
   pendingCancelled(): void {
     const waiters = this.pendingWaiters
+    if (waiters === undefined) return
     this.pendingWaiters = undefined
-    if (waiters !== undefined) for (const resolve of waiters) resolve()
+    if (this.runningOn === undefined) for (const resolve of waiters) resolve()
+    else (this.runWaiters ??= []).push(...waiters)
   }
 }
 

@@ -12,9 +12,10 @@ import { RIGHT_FALSE, RIGHT_TRUE, type Workqueue } from './workqueue.ts'
 import type { WorkqueueSystem } from './system.ts'
 
 /**
- * flush_work: waits until the last queued instance of `work` has finished.
- * Resolves `Right(true)` if it waited, `Right(false)` if the work was idle;
- * a non-work is a `BadArgument`.
+ * flush_work: waits until the last queued instance of `work` has finished
+ * (or was cancelled) and no earlier one still runs: on return the work is
+ * idle unless it was queued again meanwhile. Resolves `Right(true)` if it
+ * waited, `Right(false)` if the work was idle; a non-work is a `BadArgument`.
  */
 export const flushWork = (work: unknown): Promise<E.Either<CgtxError, boolean>> => {
   if (!(work instanceof Work)) return Promise.resolve(notAWork(work))

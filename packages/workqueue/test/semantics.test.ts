@@ -277,6 +277,30 @@ describe('flush', () => {
     expect(w.isRunning || w.isPending).toBe(false)
   })
 
+  it('flushWork returns with the work idle even when the instance it waits for is cancelled while an earlier one runs', async () => {
+    // Found by the interleaving property: the pending instance was stolen
+    // and its flusher woke while the first run was still going.
+    const { clock, system } = setup()
+    const wq = ok(system.createWorkqueue({ name: 'events' }))
+    const w = work(async () => void (await clock.sleep(10)))
+    queueWork(wq, w)
+    await clock.advance(1)
+    expect(w.isRunning).toBe(true)
+    expect(ok(queueWork(wq, w))).toBe(true)
+    let flushed = false
+    const flushing = flushWork(w).then((waited) => (flushed = ok(waited)))
+    const cancelled = cancelWorkSync(w)
+    await clock.advance(8)
+    expect(flushed).toBe(false)
+    expect(w.isRunning).toBe(true)
+    await clock.advance(1)
+    await flushing
+    expect(flushed).toBe(true)
+    expect(w.isRunning || w.isPending).toBe(false)
+    expect(ok(await cancelled)).toBe(true)
+    expect(w.runs).toBe(1)
+  })
+
   it('flushWorkqueue waits only for works queued before it', async () => {
     const { clock, system } = setup()
     const wq = ok(system.createWorkqueue({ name: 'unbound', flags: { unbound: true } }))
