@@ -163,6 +163,27 @@ describe('trace', () => {
     expect(trace.recorded).toBe(0)
   })
 
+  it('leaves out kernel threads\' moves unless asked, and they still take transaction numbers', () => {
+    const { host } = makeHost([])
+    right(host.mkdirSync(to))
+    const worker = right(host.createKernelThread({ comm: 'kworker/u8:0' }))
+    const user = host.spawn()
+    const before = host.trace.recorded
+    const unrecorded = right(host.attachTaskSync(worker, right(host.cgroup(to)), 'process'))
+    // The move happened, through every subsystem, but nothing was recorded.
+    expect(unrecorded.moved).toEqual([worker.tid])
+    expect(unrecorded.subsystems).toEqual(['a', 'b', 'c'])
+    expect(host.trace.recorded).toBe(before)
+    const recorded = right(host.attachSync({ mode: 'process', pid: user.tid, to }))
+    expect(recorded.transaction).toBe(unrecorded.transaction + 1)
+    expect(host.trace.events(recorded.transaction).length).toBeGreaterThan(0)
+
+    host.trace.kernelThreads = true
+    const back = right(host.attachTaskSync(worker, host.hierarchies[0]!.root, 'process'))
+    expect(brief(host.trace.events(back.transaction))).toContain('core.commit-point:ok')
+    expect(brief(host.trace.events(back.transaction))).toContain('a.attach:ok')
+  })
+
   it('formatTimeline renders one line per event with subsystem, phase, mark and detail', () => {
     const clock = new VirtualClock()
     const trace = new Trace(clock, 16)

@@ -4,7 +4,7 @@
  * cgroup that holds only workers.
  */
 import * as E from 'fp-ts/lib/Either.js'
-import { VirtualCgroupFs, type Subsystem } from '@cgtx/core'
+import { VirtualCgroupFs, type Host, type Subsystem } from '@cgtx/core'
 import { describe, expect, it } from 'vitest'
 import {
   burn,
@@ -80,13 +80,18 @@ describe('the queue-time cgroup reference', () => {
   })
 })
 
-// Counts attach transactions that reach the commit point.
-const moves = (host: { trace: { events(): ReadonlyArray<{ phase: string }> } }): number =>
-  host.trace.events().filter((event) => event.phase === 'commit-point').length
+// Starts recording the workers' moves (the trace leaves kernel threads out by
+// default) and returns a count of the attach transactions that reached the
+// commit point.
+const countMoves = (host: Host): (() => number) => {
+  host.trace.kernelThreads = true
+  return () => host.trace.events().filter((event) => event.phase === 'commit-point').length
+}
 
 describe('strategy migrate', () => {
   it('moves just before running, not at all if already there, and to the root only on the way to idle', async () => {
     const { clock, host, system } = setup()
+    const moves = countMoves(host)
     const wq = ok(system.createWorkqueue({ name: 'cg', flags: { unbound: true, cgroup: true }, maxActive: 1 }))
     const seen: Array<string> = []
     const record = (): Work => work(() => void seen.push(where()))
@@ -94,12 +99,26 @@ describe('strategy migrate', () => {
     await settle(clock)
     expect(seen).toEqual(['/a', '/a', '/a', '/b'])
     // root → /a, /a → /b, /b → root: three moves for four works.
-    expect(moves(host)).toBe(3)
+    expect(moves()).toBe(3)
     expect(system.workerTasks().every((task) => task.cssSet.cgroup(0).isRoot)).toBe(true)
+  })
+
+  it('a busy workqueue does not push a user\'s transaction out of the trace', async () => {
+    const { clock, host, system } = setup()
+    const user = host.spawn()
+    const mine = ok(host.attachSync({ mode: 'process', pid: user.tid, to: cg('/c') }))
+    const wq = ok(system.createWorkqueue({ name: 'cg', flags: { unbound: true, cgroup: true } }))
+    // 3,000 works alternating between two cgroups: 3,000 worker moves, more
+    // events than the ring holds if they were recorded.
+    for (let i = 0; i < 3000; i++) ok(queueCgroupWork(wq, work(() => undefined), cg(i % 2 === 0 ? '/a' : '/b')))
+    await settle(clock)
+    expect(host.trace.capacity).toBeLessThan(3 * 3000)
+    expect(host.trace.events(mine.transaction).map((event) => event.phase)).toEqual(['begin', 'commit-point', 'end'])
   })
 
   it('a plain work runs in the root; a root-targeted cgroup work does not move', async () => {
     const { clock, host, system } = setup()
+    const moves = countMoves(host)
     const wq = ok(system.createWorkqueue({ name: 'cg', flags: { unbound: true, cgroup: true } }))
     const plain = ok(system.createWorkqueue({ name: 'plain', flags: { unbound: true } }))
     const seen: Array<string> = []
@@ -107,7 +126,7 @@ describe('strategy migrate', () => {
     queueCgroupWork(wq, work(() => void seen.push(where())), cg('/'))
     await settle(clock)
     expect(seen).toEqual(['/', '/'])
-    expect(moves(host)).toBe(0)
+    expect(moves()).toBe(0)
   })
 
   it('falls back to the root when the move is refused, and the root move cannot be refused', async () => {
@@ -149,6 +168,7 @@ describe('strategy migrate', () => {
 describe('strategy pools', () => {
   it('uses one pool per cgroup combination, found by search before one is created', async () => {
     const { clock, host, system } = setup()
+    const moves = countMoves(host)
     const fs = new VirtualCgroupFs(host)
     const wq = ok(system.createWorkqueue({ name: 'pools', flags: { unbound: true, cgroup: true }, strategy: 'pools' }))
     const seen: Array<string> = []
@@ -161,7 +181,7 @@ describe('strategy pools', () => {
     expect(cgroupPools.map((pool) => pool.cgroups)).toEqual([['unified:/a'], ['unified:/b']])
     // Pool workers live in their cgroup, idle or not.
     expect(ok(fs.readSync('/unified/a/cgroup.procs')).trim()).not.toBe('')
-    expect(moves(host)).toBe(cgroupPools.reduce((sum, pool) => sum + pool.workers, 0))
+    expect(moves()).toBe(cgroupPools.reduce((sum, pool) => sum + pool.workers, 0))
   })
 
   it('retires a cgroup pool after the idle timeout', async () => {
@@ -180,6 +200,7 @@ describe('strategy remote-charge', () => {
     const calls: Array<string> = []
     const watcher: Subsystem<null> = { name: 'watcher', createState: () => null, attach: (ctx) => void calls.push(ctx.destinations[0]!.path) }
     const { clock, host, system } = setup({}, { subsystems: [watcher] })
+    const moves = countMoves(host)
     const wq = ok(system.createWorkqueue({ name: 'rc', flags: { unbound: true, cgroup: true }, strategy: 'remote-charge' }))
     const seen: Array<string> = []
     queueCgroupWork(
@@ -192,7 +213,7 @@ describe('strategy remote-charge', () => {
     )
     await clock.advance(10)
     expect(seen).toEqual(['/ charged /a'])
-    expect(moves(host)).toBe(0)
+    expect(moves()).toBe(0)
     expect(calls).toEqual([])
     expect(ok(system.cpuStat(cg('/a'))).selfMs).toBe(7)
     expect(ok(system.cpuStat(cg('/'))).selfMs).toBe(0)

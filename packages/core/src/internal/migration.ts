@@ -16,13 +16,14 @@
  */
 import * as E from 'fp-ts/lib/Either.js'
 import type { Cgroup } from '../cgroup.ts'
+import { realClock } from '../clock.ts'
 import { AttachRequest, decode, isPid, type AttachMode } from '../codecs.ts'
 import type { Css, CssSet } from '../cssSet.ts'
 import { badArgument, faultError, isCgtxError, systemError, type CgtxError, type Errno, type Fault, type SystemError } from '../errors.ts'
 import type { Host } from '../host.ts'
 import type { LockRule } from '../lockValidator.ts'
 import type { Lock, SleepLock, SpinLock } from '../locks.ts'
-import { traceCode } from '../trace.ts'
+import { Trace, traceCode } from '../trace.ts'
 import type { AttachContext, AttachPhase, CallbackResult, MigrationEntry, Subsystem } from '../subsystem.ts'
 import type { Mm, Task, ThreadGroup } from '../task.ts'
 import { noCallbacks, phaseBit, phasesOf, type AttachCallbacks } from './callbacks.ts'
@@ -106,6 +107,11 @@ const noContexts: ReadonlyArray<SubsystemContext> = Object.freeze([])
 const noCgroups: ReadonlyArray<Cgroup> = Object.freeze([])
 const noGroups: ReadonlyArray<ThreadGroup> = Object.freeze([])
 
+// The trace of transactions that record nothing: always disabled, so it never
+// reads its clock or stores an event.
+const untraced = new Trace(realClock, 16)
+untraced.enabled = false
+
 /**
  * @internal One attach from the group mutex to its end: who moves, where to,
  * the taskset, the phase reached, and every lock taken (it owns them all).
@@ -143,6 +149,8 @@ export class Transaction implements EarlyResult {
   committed: E.Right<AttachReport> | undefined = undefined
   // Built only when an error or the trace needs it: the happy path formats nothing.
   described: string | undefined = undefined
+  /** Where its events go: the host's trace, or nowhere for a kernel thread's move (see {@link Trace.kernelThreads}). */
+  trace: Trace
 
   constructor(
     readonly host: Host,
@@ -151,7 +159,9 @@ export class Transaction implements EarlyResult {
     /** The thread or process (mode thread / process), or the source cgroup (mode all). */
     readonly subject: number | Task | string | Cgroup,
     readonly destinations: ReadonlyArray<Cgroup>,
-  ) {}
+  ) {
+    this.trace = host.trace
+  }
 
   /** What this transaction does, for errors and the trace. */
   operation(): string {
@@ -214,6 +224,7 @@ export class Transaction implements EarlyResult {
       if (this.mode === 'process') leader = leader.group.leader
       if (leader.flags.noSetAffinity) return E.left(systemError('EINVAL', this.operation(), { reason: 'PF_NO_SETAFFINITY' }))
       this.leader = leader
+      if (leader.flags.kthread && !host.trace.kernelThreads) this.trace = untraced
     }
     // One process and nobody queued: the common case, no set, no sort.
     if (this.source === undefined && this.leader!.group.lock.tryWrite(this)) {
@@ -247,9 +258,9 @@ export class Transaction implements EarlyResult {
       }
     }
     if (entries.length === 0) return E.right({ transaction: this.id, moved: [], skipped: this.skipped ?? noTids, subsystems: [] })
-    host.trace.tick()
-    if (mode === 'all' || destinations.length > 1) host.trace.record(this.id, undefined, 'begin', 'ok', this.operation())
-    else host.trace.recordFormattedCode(this.id, CORE, BEGIN_OK, describeBegin, mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
+    this.trace.tick()
+    if (mode === 'all' || destinations.length > 1) this.trace.record(this.id, undefined, 'begin', 'ok', this.operation())
+    else this.trace.recordFormattedCode(this.id, CORE, BEGIN_OK, describeBegin, mode === 'thread' ? leader!.tid : -leader!.tid, destinations[0])
     return this.runPhases(entries)
   }
 
@@ -360,7 +371,7 @@ export class Transaction implements EarlyResult {
         }
         return settle(outcome).then((settled) =>
           this.guarded(() => {
-            this.host.trace.tick()
+            this.trace.tick()
             return this.preparedSleepOne(ctx, settled, slept) ? this.prepareSleep(i + 1) : this.abort()
           }),
         )
@@ -376,17 +387,17 @@ export class Transaction implements EarlyResult {
     if (refused === undefined) this.preparedSleep++
     const failure = refused ?? slept
     if (failure === undefined) {
-      this.host.trace.recordCode(this.id, ctx.who, PREPARE_SLEEP_OK)
+      this.trace.recordCode(this.id, ctx.who, PREPARE_SLEEP_OK)
       return true
     }
     this.failure = failure
-    this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSleep', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+    this.trace.record(this.id, ctx.subsystem.name, 'prepareSleep', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
     return false
   }
 
   // Synchronous only: a promise or a sleeping lock is a fault.
   private prepareSpin(from: number): Outcome {
-    const { host, contexts } = this
+    const contexts = this.contexts
     this.phase = 'prepareSpin'
     this.spin = true
     if ((this.changed!.phases & phaseBit.prepareSpin) === 0) {
@@ -405,11 +416,11 @@ export class Transaction implements EarlyResult {
         const failure = faultError(this.operation(), { kind: 'slept', subsystem: ctx.subsystem.name, phase: 'prepareSpin', detail: 'returned a promise' })
         this.failure = failure
         if (!this.sleep) this.guard.result ??= E.left(failure)
-        host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
+        this.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', 'fault', describeFailure(failure))
         // Wait for the stray to settle; if it succeeded it must be undone too.
         return settle(outcome).then((settled) =>
           this.guarded(() => {
-            host.trace.tick()
+            this.trace.tick()
             if (failureOf(this, ctx.subsystem, 'prepareSpin', settled) === undefined && this.violation === undefined) this.preparedSpin++
             return this.abort()
           }),
@@ -418,14 +429,14 @@ export class Transaction implements EarlyResult {
       const refused = failureOf(this, ctx.subsystem, 'prepareSpin', outcome)
       if (refused !== undefined) return this.refuseSpin(ctx, refused)
       this.preparedSpin++
-      host.trace.recordCode(this.id, ctx.who, PREPARE_SPIN_OK)
+      this.trace.recordCode(this.id, ctx.who, PREPARE_SPIN_OK)
     }
     return this.commitPoint()
   }
 
   private refuseSpin(ctx: SubsystemContext, refused: SystemError): Outcome {
     this.failure = refused
-    this.host.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
+    this.trace.record(this.id, ctx.subsystem.name, 'prepareSpin', refused.fault !== undefined ? 'fault' : 'failed', describeFailure(refused))
     return this.abort()
   }
 
@@ -453,7 +464,7 @@ export class Transaction implements EarlyResult {
     const { host, tasks } = this
     for (const entry of tasks) host.moveTask(entry.task, entry.to)
     this.outcome = 'committed'
-    host.trace.recordFormattedCode(this.id, CORE, COMMIT_POINT_OK, describeTaskCount, tasks.length, undefined)
+    this.trace.recordFormattedCode(this.id, CORE, COMMIT_POINT_OK, describeTaskCount, tasks.length, undefined)
     const report: AttachReport = { transaction: this.id, moved: tidsOf(tasks), skipped: this.skipped ?? noTids, subsystems: this.changed!.names }
     this.committed = E.right(report) as E.Right<AttachReport>
     // A synchronous caller left waiting on a stray (in attach) reads it now.
@@ -488,10 +499,10 @@ export class Transaction implements EarlyResult {
   private end(): Outcome {
     const failure = this.failure
     if (failure !== undefined) {
-      this.host.trace.record(this.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
+      this.trace.record(this.id, undefined, 'end', failure.fault !== undefined ? 'fault' : 'failed', describeFailure(failure))
       return E.left(failure)
     }
-    this.host.trace.recordFormattedCode(this.id, CORE, END_OK, describeMoved, this.tasks.length, undefined)
+    this.trace.recordFormattedCode(this.id, CORE, END_OK, describeMoved, this.tasks.length, undefined)
     return this.committed!
   }
 
@@ -515,7 +526,7 @@ export class Transaction implements EarlyResult {
         if (isPromiseLike(outcome))
           return settle(outcome).then((settled) =>
             this.guarded(() => {
-              this.host.trace.tick()
+              this.trace.tick()
               recordInfallible(this, ctx, phase, ok, settled, true)
               return this.sleepingPhase(phase, order, i + 1)
             }),
@@ -813,8 +824,8 @@ const recordInfallible = (tx: Transaction, ctx: SubsystemContext, phase: AttachP
   let detail: string | undefined
   if (outcome instanceof Thrown) detail = outcome.error instanceof LockRuleBroken ? outcome.error.message : `threw: ${String(outcome.error)}`
   else if (!maySleep && isPromiseLike(outcome)) detail = 'returned a promise where it may not sleep'
-  if (detail === undefined) tx.host.trace.recordCode(tx.id, ctx.who, ok)
-  else tx.host.trace.record(tx.id, ctx.subsystem.name, phase, 'fault', detail)
+  if (detail === undefined) tx.trace.recordCode(tx.id, ctx.who, ok)
+  else tx.trace.record(tx.id, ctx.subsystem.name, phase, 'fault', detail)
 }
 
 // Subsystems whose css changes for some task, in id order. For one task the
