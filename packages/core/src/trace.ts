@@ -80,12 +80,14 @@ export class Trace {
   /** Set to false to stop recording (reading still works). */
   enabled = true
   /**
-   * Set to true to also record transactions that move a kernel thread. They
-   * are left out by default: a cgroup-aware workqueue moves a worker thread
-   * into the cgroup of every work it runs, each move a transaction of three
-   * events plus a few per controller, and that traffic would push the
-   * transactions a user is looking at out of the ring within milliseconds.
-   * Their transaction numbers are still taken, so the trace shows a gap.
+   * Set to true to also record transactions that move a kernel thread (by
+   * its pid or Task; moving all of a cgroup's tasks is recorded whoever
+   * they are). They are left out by default: a cgroup-aware workqueue moves
+   * a worker thread into the cgroup of every work it runs, each move a
+   * transaction of three events plus a few per controller, and that traffic
+   * would push the transactions a user is looking at out of the ring within
+   * milliseconds. Their transaction numbers are still taken, so the trace
+   * shows a gap.
    */
   kernelThreads = false
   /** The number of events kept: the requested capacity rounded up to a power of two. */
