@@ -178,6 +178,12 @@ describe('trace', () => {
     expect(recorded.transaction).toBe(unrecorded.transaction + 1)
     expect(host.trace.events(recorded.transaction).length).toBeGreaterThan(0)
 
+    // Moving all of a cgroup's tasks is recorded, kernel threads among them.
+    const all = right(host.attachSync({ mode: 'all', from: '/x', to: { hierarchy: 'h', path: '/' } }))
+    expect(all.moved).toContain(worker.tid)
+    expect(brief(host.trace.events(all.transaction))).toContain('core.commit-point:ok')
+    right(host.attachTaskSync(worker, right(host.cgroup(to)), 'process'))
+
     host.trace.kernelThreads = true
     const back = right(host.attachTaskSync(worker, host.hierarchies[0]!.root, 'process'))
     expect(brief(host.trace.events(back.transaction))).toContain('core.commit-point:ok')
