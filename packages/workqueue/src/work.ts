@@ -60,6 +60,13 @@ class RareWorkState {
   holder: unknown = undefined
   timer: Timer | undefined = undefined
   failures: Array<unknown> | undefined = undefined
+
+  // The pending instance's flushWork waiters now wait for a run.
+  pendingToRun(waiters: Array<() => void>): void {
+    this.pendingWaiters = undefined
+    if (this.runWaiters === undefined) this.runWaiters = waiters
+    else this.runWaiters.push(...waiters)
+  }
 }
 
 /** A work item. Create one with {@link createWork}. */
@@ -223,11 +230,7 @@ export class Work {
   private startRunningRare(rare: RareWorkState): void {
     if (rare.canceling === undefined) this.dataWord = IDLE
     rare.holder = undefined
-    const waiters = rare.pendingWaiters
-    if (waiters === undefined) return
-    rare.pendingWaiters = undefined
-    if (rare.runWaiters === undefined) rare.runWaiters = waiters
-    else rare.runWaiters.push(...waiters)
+    if (rare.pendingWaiters !== undefined) rare.pendingToRun(rare.pendingWaiters)
   }
 
   /** @internal The running instance finished: counted, and who waited for it (cancelWorkSync, flushWork) wakes. */
@@ -249,11 +252,12 @@ export class Work {
    * (flush_work returns with the work idle unless it was queued again).
    */
   pendingCancelled(): void {
-    const waiters = this.pendingWaiters
+    const rare = this.rare
+    const waiters = rare?.pendingWaiters
     if (waiters === undefined) return
-    this.pendingWaiters = undefined
-    if (this.runningOn === undefined) for (const resolve of waiters) resolve()
-    else (this.runWaiters ??= []).push(...waiters)
+    if (this.runningOn !== undefined) return rare!.pendingToRun(waiters)
+    rare!.pendingWaiters = undefined
+    for (const resolve of waiters) resolve()
   }
 }
 
