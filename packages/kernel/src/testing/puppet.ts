@@ -26,6 +26,13 @@ def zombie(pid):
         except OSError: return True
         time.sleep(0.001)
     return False
+def thread_gone(tid):
+    # join() returns once Python is done with the thread, a moment before the
+    # kernel has released it; until then it is still listed in its cgroup.
+    for _ in range(2000):
+        if not os.path.exists("/proc/self/task/%d" % tid): return True
+        time.sleep(0.001)
+    return False
 reply("ok %d" % os.getpid())
 for line in sys.stdin:
     words = line.split()
@@ -38,8 +45,8 @@ for line in sys.stdin:
             t.start(); started.wait()
             events[box[0]] = (event, t); reply("ok %d" % box[0])
         elif cmd == "endthread":
-            event, t = events.pop(int(words[1])); event.set(); t.join()
-            reply("ok")
+            tid = int(words[1]); event, t = events.pop(tid); event.set(); t.join()
+            reply("ok" if thread_gone(tid) else "err ETIMEDOUT")
         elif cmd == "fork":
             pid = os.fork()
             if pid == 0:
