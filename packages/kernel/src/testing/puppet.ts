@@ -29,10 +29,12 @@ def zombie(pid):
 def thread_gone(tid):
     # join() returns once Python is done with the thread, a moment before the
     # kernel has released it; until then it is still listed in its cgroup.
-    for _ in range(2000):
-        if not os.path.exists("/proc/self/task/%d" % tid): return True
+    # A deadline, not a count of polls: a throttled cgroup stretches each sleep.
+    deadline = time.monotonic() + 1
+    while os.path.exists("/proc/self/task/%d" % tid):
+        if time.monotonic() > deadline: return False
         time.sleep(0.001)
-    return False
+    return True
 reply("ok %d" % os.getpid())
 for line in sys.stdin:
     words = line.split()
