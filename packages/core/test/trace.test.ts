@@ -37,6 +37,24 @@ describe('trace', () => {
     expect(events.at(-1)!.detail).toContain('1')
   })
 
+  it('records begin, commit point and end for a move no callback sees, with and without a callback-less subsystem', () => {
+    const bare = right(Host.create({ hierarchies: [{ name: 'h' }] }))
+    const silent: Subsystem<undefined> = { name: 'silent', createState: () => undefined }
+    const quiet = right(Host.create({ subsystems: [silent], hierarchies: [{ name: 'h', subsystems: ['silent'] }] }))
+    for (const host of [bare, quiet]) {
+      right(host.mkdirSync(to))
+      const task = host.spawn()
+      const report = right(host.attachSync({ mode: 'process', pid: task.tid, to }))
+      expect(report.subsystems).toEqual(host === quiet ? ['silent'] : [])
+      const events = host.trace.events(report.transaction)
+      expect(brief(events)).toEqual(['core.begin:ok', 'core.commit-point:ok', 'core.end:ok'])
+      expect(events.at(-1)!.detail).toBe('moved 1')
+      expect(task.cssSet.cgroup(0).path).toBe('/x')
+      // The locks are free for the next transaction, here a move back.
+      right(host.attachSync({ mode: 'process', pid: task.tid, to: { hierarchy: 'h', path: '/' } }))
+    }
+  })
+
   it('records refusals as failed and plugin faults as fault, with the errno or the fault', () => {
     const calls: Array<CallRecord> = []
     const { host, subsystems } = makeHost(calls, { b: { failIn: 'prepareSleep' } })

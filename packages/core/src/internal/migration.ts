@@ -281,6 +281,14 @@ export class Transaction implements EarlyResult {
     const changed = changedSubsystems(this.host, entries)
     this.changed = changed
     this.contexts = changed.contexts
+    // No subsystem whose css changes has a callback (say, a move within a
+    // hierarchy without controllers): every phase would call nobody, so the
+    // commit point alone runs before the end, and the thread-group locks
+    // drop with the mutex, as no postAttach runs between.
+    if (changed.phases === 0) {
+      this.switchCssSets()
+      return this.end()
+    }
     for (const ctx of changed.contexts) {
       ctx.tx = this
       ctx.privateState = undefined
@@ -459,8 +467,13 @@ export class Transaction implements EarlyResult {
     return this.sleepingPhase('abortSleep', ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
   }
 
-  // The commit point: the tasks switch css_set and the transaction has succeeded.
   private commitPoint(): Outcome {
+    this.switchCssSets()
+    return this.commit(0)
+  }
+
+  // The commit point: the tasks switch css_set and the transaction has succeeded.
+  private switchCssSets(): void {
     const { host, tasks } = this
     for (const entry of tasks) host.moveTask(entry.task, entry.to)
     this.outcome = 'committed'
@@ -469,7 +482,6 @@ export class Transaction implements EarlyResult {
     this.committed = E.right(report) as E.Right<AttachReport>
     // A synchronous caller left waiting on a stray (in attach) reads it now.
     if (!this.sleep) this.guard.result = this.committed
-    return this.commit(0)
   }
 
   // Commit cannot fail: a throw is recorded and the rest still commit.
