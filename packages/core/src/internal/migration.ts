@@ -283,8 +283,8 @@ export class Transaction implements EarlyResult {
     this.contexts = changed.contexts
     // No subsystem whose css changes has a callback (say, a move within a
     // hierarchy without controllers): every phase would call nobody, so the
-    // commit point alone runs before the end, and the thread-group locks
-    // drop with the mutex, as no postAttach runs between.
+    // commit point alone runs before the end; the thread-group locks drop
+    // when their owner releases the mutex, as no postAttach runs between.
     if (changed.phases === 0) {
       this.switchCssSets()
       return this.end()
@@ -467,6 +467,7 @@ export class Transaction implements EarlyResult {
     return this.sleepingPhase('abortSleep', ordered(this.host.abortOrder, this.contexts.slice(0, this.preparedSleep)), 0)
   }
 
+  // The commit point, then the commit phase.
   private commitPoint(): Outcome {
     this.switchCssSets()
     return this.commit(0)
