@@ -37,6 +37,7 @@ describe('Deque (the worklists)', () => {
             model.splice(0, model.length, ...model.filter((item) => !pick(item)))
           }
           expect(deque.length).toBe(model.length)
+          expect(deque.empty).toBe(model.length === 0)
           expect([...deque]).toEqual(model)
           expect(deque.peek()).toBe(model[0])
         }
