@@ -9,6 +9,7 @@ import type { CgtxError } from '@cgtx/core'
 import {
   burn,
   cancelWorkSync,
+  createWork,
   currentWork,
   destroyWorkqueue,
   drainWorkqueue,
@@ -515,6 +516,17 @@ describe('failures', () => {
     expect(err(system.createWorkqueue({ name: 'x', flags: { bogus: 1 } }))).toBeDefined()
     expect(err(system.createWorkqueue({ name: 'events' }))._tag).toBe('SystemError')
     expect(wq.inFlight).toBe(0)
+  })
+
+  it('createWork: a work is named as given, else after its function, else "work"; a non-function or a non-string name is a BadArgument', () => {
+    const flushCache = (): void => undefined
+    expect(work(flushCache, 'writeback').name).toBe('writeback')
+    expect(work(flushCache).name).toBe('flushCache')
+    expect(ok(createWork(Object.defineProperty(() => undefined, 'name', { value: '' }))).name).toBe('work')
+    const notFunction = err(createWork('flushCache'))
+    expect(notFunction._tag === 'BadArgument' && notFunction.field).toBe('fn')
+    const notName = err(createWork(flushCache, 42))
+    expect(notName._tag === 'BadArgument' && notName.field).toBe('name')
   })
 })
 
