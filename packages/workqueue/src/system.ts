@@ -386,7 +386,9 @@ export class WorkqueueSystem implements PoolHost {
     work.holder = undefined
     work.handoverTo = undefined
     work.pendingCancelled()
-    pwq.retire(work.color, target, active)
+    if (active) pwq.retire(work.color)
+    else pwq.wq.instanceDone(work.color)
+    if (target !== undefined) this.release(target)
   }
 
   // ------------------------------------------------------------ PoolHost

@@ -97,6 +97,15 @@ export class Work {
     this.name = name
   }
 
+  /**
+   * @internal Whether the work has no rare state: then it was queued for
+   * no cgroup and no hand-over, and nobody waits for it. (Once a work has
+   * rare state it keeps it, and the general path serves it.)
+   */
+  get ordinary(): boolean {
+    return this.rare === undefined
+  }
+
   // The accessors below read `undefined` while there is no rare state, and
   // storing `undefined` then makes none.
   private rareState(): RareWorkState {
@@ -237,11 +246,12 @@ export class Work {
   finishRunning(): void {
     this.runningOn = undefined
     this.runs++
-    if (this.rare !== undefined && this.rare.runWaiters !== undefined) this.wakeRunWaiters(this.rare)
+    if (this.rare !== undefined) this.wakeRunWaiters(this.rare)
   }
 
   private wakeRunWaiters(rare: RareWorkState): void {
-    const waiters = rare.runWaiters!
+    const waiters = rare.runWaiters
+    if (waiters === undefined) return
     rare.runWaiters = undefined
     for (const resolve of waiters) resolve()
   }

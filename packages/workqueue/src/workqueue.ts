@@ -260,13 +260,7 @@ export class Workqueue implements PwqOwner {
   instanceDone(color: number): void {
     // No flusher waits for the open colour; one can only be woken when a closed colour empties.
     if (color === this.color) this.openCount--
-    else this.closedColourDone(color)
-  }
-
-  // Out of line: instanceDone is inlined into the worker loop, whose inlining
-  // budget (V8's, in bytecode) it shares with the rest of a run.
-  private closedColourDone(color: number): void {
-    if (--this.colorCounts[color - this.colorBase]! === 0 && this.flushers.length > 0) this.wakeFlushers()
+    else if (--this.colorCounts[color - this.colorBase]! === 0) this.colourSettled()
   }
 
   /** @internal */
@@ -362,8 +356,11 @@ export class Workqueue implements PwqOwner {
     }
   }
 
-  private wakeFlushers(): void {
+  // A closed colour has nothing left in flight: the flushers of the colours
+  // before the first one still in flight wake.
+  private colourSettled(): void {
     this.retireSettledColours()
+    if (this.flushers.length === 0) return
     const still: typeof this.flushers = []
     for (const flusher of this.flushers) {
       if (flusher.color < this.colorBase) flusher.resolve()

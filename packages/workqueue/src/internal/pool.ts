@@ -125,8 +125,12 @@ export class Pool {
    * a burst of queueing wakes one worker, not one per work.
    */
   kick(): void {
-    if (this.worklist.length === 0) return
-    if (this.concurrencyManaged === true && this.nrRunning > 0) return
+    // Only the test inline: kick is inlined into queueing and into the
+    // worker loop, which share V8's inlining budget with the rest of a run.
+    if (!this.worklist.empty && (this.concurrencyManaged !== true || this.nrRunning === 0)) this.wakeIdle()
+  }
+
+  private wakeIdle(): void {
     const worker = this.idle[this.idle.length - 1]
     if (worker !== undefined) worker.wake()
     else this.regrow()

@@ -5,7 +5,6 @@
  * v6.9) and parks the rest on its inactive list, activating them in turn as
  * active ones finish (see workqueue-anchors §1.4).
  */
-import type { Cgroup } from '@cgtx/core'
 import type { Strategy } from '../codecs.ts'
 import { Place, type Work } from '../work.ts'
 import { Deque } from './deque.ts'
@@ -40,11 +39,15 @@ export interface PwqOwner {
 export class Pwq {
   nrActive = 0
   readonly inactive = new Deque<Work>()
+  /** The workqueue's WQ_UNBOUND, read here on every queueing and finish. */
+  readonly unbound: boolean
 
   constructor(
     readonly wq: PwqOwner,
     readonly pool: Pool,
-  ) {}
+  ) {
+    this.unbound = wq.unbound
+  }
 
   /**
    * Queues a pending instance: active if under max_active, else inactive.
@@ -56,12 +59,12 @@ export class Pwq {
     if (work.pwq !== this) work.pwq = this
     const wq = this.wq
     // `=== true` for the flags here: see Pool.concurrencyManaged.
-    if (wq.unbound === true ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
+    if (this.unbound === true ? wq.activeTotal < wq.maxActive : this.nrActive < wq.maxActive) {
       this.activate(work)
     } else {
       work.waitIn(ON_INACTIVE)
       this.inactive.push(work)
-      if (wq.unbound === true) this.waitForRoom()
+      if (this.unbound === true) this.waitForRoom()
     }
   }
 
@@ -75,27 +78,27 @@ export class Pwq {
     const wq = this.wq
     // max_active counts per pwq for a bound workqueue, workqueue-wide for an unbound one.
     let active = ++this.nrActive
-    if (wq.unbound === true) active = ++wq.activeTotal
+    if (this.unbound === true) active = ++wq.activeTotal
     if (active > wq.peakActive) wq.peakActive = active
     this.enterWorklist(work)
   }
 
   private enterWorklist(work: Work): void {
+    const pool = this.pool
     work.waitIn(ON_WORKLIST)
-    this.pool.worklist.push(work)
-    this.pool.kick()
+    pool.worklist.push(work)
+    pool.kick()
   }
 
   /**
-   * An instance of this pwq finished or was stolen: an active one frees its
-   * max_active slot, its flush colour counts down, and its cgroup
-   * references are released.
+   * An active instance of this pwq finished or was stolen: it frees its
+   * max_active slot and its flush colour counts down. (An inactive one
+   * that is stolen only counts down its colour; the cgroup references of
+   * either are the caller's to release.)
    */
-  retire(color: number, target: ReadonlyArray<Cgroup> | undefined, active: boolean): void {
-    // `=== true`: a strict compare, not a truth test through type checks (see Pool.concurrencyManaged).
-    if (active === true) this.deactivate()
+  retire(color: number): void {
+    this.deactivate()
     this.wq.instanceDone(color)
-    if (target !== undefined) this.pool.system.release(target)
   }
 
   /**
@@ -104,17 +107,13 @@ export class Pwq {
    * for an unbound one.
    */
   deactivate(): void {
-    // The common case inline, the rest out of line: deactivate is inlined
-    // into the worker loop, whose inlining budget (V8's, in bytecode) it
-    // shares with the rest of a run.
-    if (this.wq.unbound !== true && this.inactive.length === 0) this.nrActive--
-    else if (this.wq.unbound === true) this.deactivateUnbound()
-    else this.activateInactive()
-  }
-
-  // Bound: the freed slot passes straight to the first inactive work, the count stays.
-  private activateInactive(): void {
-    this.enterWorklist(this.inactive.shift()!)
+    // Bound: the freed slot passes straight to the first inactive work, the
+    // count stays. (Unbound out of line: deactivate is inlined into the
+    // worker loop, whose inlining budget, V8's, in bytecode, it shares with
+    // the rest of a run.)
+    if (this.unbound === true) this.deactivateUnbound()
+    else if (this.inactive.empty) this.nrActive--
+    else this.enterWorklist(this.inactive.shift()!)
   }
 
   private deactivateUnbound(): void {

@@ -55,7 +55,7 @@ export class Worker {
   readonly slot: WorkerSlot
   private wakeup: (() => void) | undefined = undefined
   private cpuIntensive = false
-  // The running instance's pwq and flush colour (see processOne).
+  // The running instance's pwq and flush colour (see begin).
   private runningPwq: Pwq | undefined = undefined
   private runningColor = 0
 
@@ -161,18 +161,17 @@ export class Worker {
     this.pool.system.workerLeft()
   }
 
-  // The next work for this worker: its scheduled list first, then the pool's
-  // worklist (passing on works another worker already runs).
-  private take(): Work | undefined {
-    if (this.scheduled.length > 0) return this.scheduled.shift()
+  // `work`, taken from the worklist, still runs on a worker (it was queued
+  // again while it ran): unless that worker is this one, it is passed on,
+  // and so are the next ones, until one is free to run here.
+  private takeAround(work: Work): Work | undefined {
     const worklist = this.pool.worklist
-    for (;;) {
-      const work = worklist.shift()
-      if (work === undefined) return undefined
-      const runner = work.runningOn as Worker | undefined
-      if (runner === undefined || runner === this) return work
-      this.passOn(work, runner)
+    for (let next: Work | undefined = work; next !== undefined; next = worklist.shift()) {
+      const runner = next.runningOn as Worker | undefined
+      if (runner === undefined || runner === this) return next
+      this.passOn(next, runner)
     }
+    return undefined
   }
 
   // A work taken from the worklist still runs on `runner` (requeued while it ran).
@@ -202,15 +201,34 @@ export class Worker {
   // slot is the running one (queueing from a work picks its CPU, currentWork
   // skips the AsyncLocalStorage lookup) for the whole synchronous stretch,
   // not set and restored around each work.
+  //
+  // The loop is process_one_work for a plain work, whose whole run V8
+  // inlines here as long as the bytecode it inlines fits its budget (920
+  // bytes, counting a callee compiled on its own with all it inlined).
+  // Beyond that budget, which callees stay out of line depends on what was
+  // compiled first, and processes of the same program differed by a fifth
+  // in speed (bench/RESULTS.md, workqueue). So taking the next work and
+  // starting it are written here rather than called, the path is kept lean,
+  // and every rare case is one test on it, handled out of line.
   private processWorks(): Promise<void> | undefined {
     const outer = setRunningSlot(this.slot)
+    const scheduled = this.scheduled
+    const worklist = this.pool.worklist
     try {
       for (;;) {
-        const work = this.take()
+        // Works scheduled on this worker first (non-reentrancy), then the
+        // pool's worklist, passing on those another worker still runs.
+        let work = scheduled.length === 0 ? worklist.shift() : scheduled.shift()
+        if (work !== undefined && work.runningOn !== undefined) work = this.takeAround(work)
         if (work === undefined) return undefined
-        const ran = work.handoverTo === undefined ? this.processOne(work) : this.handOver(work)
+        const pwq = work.pwq as Pwq
+        let ran: Promise<void> | undefined
+        if (work.ordinary === true && pwq.wq.cpuIntensive !== true) {
+          this.begin(work, pwq)
+          ran = this.call(work)
+        } else ran = this.processSpecial(work, pwq)
         if (ran !== undefined) return ran.then(() => this.continueAfter())
-        if (!this.keepWorking()) return undefined
+        if (this.yields()) return undefined
       }
     } finally {
       setRunningSlot(outer)
@@ -221,11 +239,17 @@ export class Worker {
     return this.keepWorking() ? this.processWorks() : undefined
   }
 
-  // keep_working: per-CPU workers stop when another worker is runnable.
+  // keep_working: works are left for it, and it does not yield.
   private keepWorking(): boolean {
-    if (this.scheduled.length > 0) return true
-    if (this.pool.worklist.length === 0 || this.dying) return false
-    return this.pool.concurrencyManaged !== true || this.pool.nrRunning <= 1
+    return (this.scheduled.length !== 0 || this.pool.worklist.length !== 0) && !this.yields()
+  }
+
+  // Whether the worker stops although works may be left: it is dying, or,
+  // per-CPU, another worker of its pool is runnable. Works scheduled on it
+  // (non-reentrancy) are its own to run either way.
+  private yields(): boolean {
+    if (this.scheduled.length !== 0) return false
+    return this.dying === true || (this.pool.concurrencyManaged === true && this.pool.nrRunning > 1)
   }
 
   // Lazy workqueues: the core thread passes a work on to the thread of the
@@ -236,41 +260,39 @@ export class Worker {
     work.handoverTo = undefined
     const pwq = work.pwq as Pwq
     const next = this.pool.system.lazyPool(pwq, cpu)
-    if (next === undefined) return this.processOne(work)
+    if (next === undefined) return this.processSpecial(work, pwq)
     pwq.deactivate()
     next.add(work)
     return undefined
   }
 
   /**
-   * process_one_work. Returns a promise only if the work (or a migration)
-   * has to wait. It runs once per work, so it stores only what changes: the
-   * work's PENDING bit and place are cleared in one store (its data word),
-   * and the rare cases cost one test (see Work.startRunning).
-   * What the instance was queued with (pwq, flush colour, cgroups) and who
-   * waits for it (its flushWork callers) move to the worker, its slot and
-   * the run's waiters until it finishes: the work may be queued again
-   * meanwhile, and a worker runs one work at a time.
+   * The run of the pending instance begins (process_one_work). It runs once
+   * per work, so it stores only what changes: the work's PENDING bit and
+   * place are cleared in one store (its data word), and the rare cases cost
+   * one test (see Work.startRunning). What the instance was queued with (pwq,
+   * flush colour, cgroups) and who waits for it (its flushWork callers) move
+   * to the worker, its slot and the run's waiters until it finishes: the
+   * work may be queued again meanwhile, and a worker runs one work at a time.
    */
-  private processOne(work: Work): Promise<void> | undefined {
-    const pwq = work.pwq as Pwq
-    const wq = pwq.wq
-    const slot = this.slot
-    const target = work.cgroups
+  private begin(work: Work, pwq: Pwq): void {
     if (this.runningPwq !== pwq) this.runningPwq = pwq
     this.runningColor = work.color
     work.startRunning(this)
+    const slot = this.slot
     slot.work = work
-    if (slot.owner !== wq) slot.owner = wq
+    if (slot.owner !== pwq.wq) slot.owner = pwq.wq
     // An unbound pool starts every work at once: wake another worker for the rest.
     const pool = this.pool
-    if (pool.concurrencyManaged !== true && pool.worklist.length > 0) pool.kick()
-    if (target !== undefined || wq.cpuIntensive) return this.processSpecial(work, pwq, target)
-    return this.call(work)
+    if (pool.concurrencyManaged !== true) pool.kick()
   }
 
-  // process_one_work for a cgroup work or a CPU-intensive workqueue.
-  private processSpecial(work: Work, pwq: Pwq, target: ReadonlyArray<Cgroup> | undefined): Promise<void> | undefined {
+  // process_one_work for a work with rare state (a cgroup work, a lazy
+  // hand-over, one somebody waits for) or on a CPU-intensive workqueue.
+  private processSpecial(work: Work, pwq: Pwq): Promise<void> | undefined {
+    if (work.handoverTo !== undefined) return this.handOver(work)
+    const target = work.cgroups
+    this.begin(work, pwq)
     if (pwq.wq.cpuIntensive) {
       this.cpuIntensive = true
       this.updateRunning()
@@ -312,6 +334,14 @@ export class Worker {
       this.failed(work, error)
       return undefined
     }
+    if (result !== undefined) return this.settle(result, work)
+    this.finish(work)
+    return undefined
+  }
+
+  // The work returned a value: a promise (any thenable) makes it sleep until
+  // it settles; anything else means it is done.
+  private settle(result: unknown, work: Work): Promise<void> | undefined {
     if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function')
       return this.sleepOn(result as PromiseLike<void>, work)
     this.finish(work)
@@ -345,17 +375,27 @@ export class Worker {
     this.finish(work)
   }
 
+  // The run ended: the worker counts as runnable again before the next
+  // instance is activated (as the kernel clears WORKER_CPU_INTENSIVE), and
+  // the instance's cgroup references are released once it is retired.
   private finish(work: Work): void {
-    if (this.cpuIntensive) {
-      this.cpuIntensive = false
-      this.updateRunning()
-    }
+    if (this.cpuIntensive === true) this.leaveCpuIntensive()
     work.finishRunning()
     const slot = this.slot
-    const target = slot.target
     slot.work = undefined
-    if (target !== undefined) slot.target = undefined
-    this.runningPwq!.retire(this.runningColor, target, true)
+    this.runningPwq!.retire(this.runningColor)
+    if (slot.target !== undefined) this.releaseTarget(slot)
+  }
+
+  private leaveCpuIntensive(): void {
+    this.cpuIntensive = false
+    this.updateRunning()
+  }
+
+  private releaseTarget(slot: WorkerSlot): void {
+    const target = slot.target!
+    slot.target = undefined
+    this.pool.system.release(target)
   }
 
   /**
