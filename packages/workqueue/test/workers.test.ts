@@ -88,6 +88,24 @@ describe('pools', () => {
     expect(ran).toEqual(['reclaim by reclaim/rescuer', 'plain'])
   })
 
+  it('a work a rescuer activates on a pool that cannot create workers is rescued in turn', async () => {
+    const spawner = flaky()
+    const { clock, system } = setup({ spawnWorker: spawner.spawn, maydayInitialMs: 10, createCooldownMs: 5 })
+    const wq = ok(system.createWorkqueue({ name: 'reclaim', maxActive: 1, flags: { memReclaim: true } }))
+    spawner.failing = true
+    const ran: Array<string> = []
+    // The first runs in the rescuer for 50 ms; the per-CPU worker, unable to
+    // create a replacement, gives up managing once its worklist is empty and
+    // goes idle. The second, activated when the first ends, must wake it.
+    queueWork(wq, work(async () => {
+      await clock.sleep(50)
+      ran.push(`first by ${currentWork()!.worker.comm} at ${clock.now()}`)
+    }), { cpu: 0 })
+    queueWork(wq, work(() => void ran.push(`second by ${currentWork()!.worker.comm} at ${clock.now()}`)), { cpu: 0 })
+    await clock.advance(200)
+    expect(ran).toEqual(['first by reclaim/rescuer at 60', 'second by reclaim/rescuer at 70'])
+  })
+
   it('a rescued cgroup work releases its cgroup reference', async () => {
     const spawner = flaky()
     const { clock, system } = setup({ spawnWorker: spawner.spawn })
