@@ -217,7 +217,7 @@ export class Pool {
       case 'unbound':
         return idle > 2 && (idle - 2) * 4 >= this.nrBusy
       case 'cgroup':
-        return idle > 0 && this.nrBusy === 0 && this.worklist.length === 0
+        return idle > 0 && this.nrBusy === 0 && this.worklist.empty
       case 'dedicated':
         return this.options.lazy === true && idle > 0
       case 'rescuer':
@@ -259,7 +259,7 @@ export class Pool {
     this.workers.delete(worker)
     const at = this.idle.indexOf(worker)
     if (at >= 0) this.idle.splice(at, 1)
-    if (this.workers.size === 0 && this.worklist.length === 0 && this.kind === 'cgroup') this.system.poolEmpty(this)
+    if (this.workers.size === 0 && this.worklist.empty && this.kind === 'cgroup') this.system.poolEmpty(this)
   }
 
   /**
@@ -269,7 +269,7 @@ export class Pool {
   async manage(worker: Worker): Promise<void> {
     this.manager = worker
     try {
-      while (this.idle.length === 0 && this.worklist.length > 0 && !this.dying) {
+      while (this.idle.length === 0 && !this.worklist.empty && !this.dying) {
         if (this.createWorker()) break
         this.armMayday()
         await this.system.clock.sleep(this.system.createCooldownMs)
@@ -300,7 +300,7 @@ export class Pool {
   // workqueues to their rescuers while the pool still needs a worker.
   private mayday(): void {
     this.maydayTimer = undefined
-    const stalled = this.worklist.length > 0 && this.idle.length === 0
+    const stalled = !this.worklist.empty && this.idle.length === 0
     if (!stalled) return
     const rescued = this.worklist.take((work) => (work.pwq as Pwq).wq.rescuer !== undefined)
     for (const work of rescued) {
@@ -310,7 +310,7 @@ export class Pool {
       rescuer.worklist.push(work)
       rescuer.kick()
     }
-    if (this.worklist.length > 0) this.maydayTimer = this.system.clock.setTimer(this.system.maydayIntervalMs, () => this.mayday())
+    if (!this.worklist.empty) this.maydayTimer = this.system.clock.setTimer(this.system.maydayIntervalMs, () => this.mayday())
   }
 
   /** The pool's cgroups are gone: its works go to the fallback (root) pool and its workers leave. */

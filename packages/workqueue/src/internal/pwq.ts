@@ -125,7 +125,7 @@ export class Pwq {
       const next = pwq.inactive.shift()
       if (next === undefined) continue
       pwq.activate(next)
-      if (pwq.inactive.length > 0) wq.waiting.push(pwq)
+      if (!pwq.inactive.empty) wq.waiting.push(pwq)
     }
   }
 }

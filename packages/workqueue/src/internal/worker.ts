@@ -241,7 +241,7 @@ export class Worker {
 
   // keep_working: works are left for it, and it does not yield.
   private keepWorking(): boolean {
-    return (this.scheduled.length !== 0 || this.pool.worklist.length !== 0) && !this.yields()
+    return (this.scheduled.length !== 0 || !this.pool.worklist.empty) && !this.yields()
   }
 
   // Whether the worker stops although works may be left: it is dying, or,
